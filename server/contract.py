@@ -1,0 +1,48 @@
+"""The metric contract: every name, label and bucket the server exports.
+
+Dashboards, alert rules, the Prometheus config and outside checks all read these constants, so a
+metric name is written here and nowhere else. Keep this module free of heavy imports: infra reads it.
+"""
+
+# Prometheus scrape job and the port the server listens on inside its container.
+JOB_NAME = "model-server"
+SERVER_PORT = 8000
+METRICS_PATH = "/metrics"
+
+# Request counter: status is the numeric HTTP code as a string ("200", "422", ...).
+REQUESTS_TOTAL = "model_requests_total"
+REQUESTS_LABELS = ("handler", "method", "status")
+
+# Request latency histogram.
+REQUEST_DURATION = "model_request_duration_seconds"
+REQUEST_DURATION_LABELS = ("handler", "method")
+REQUEST_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)
+
+# Histogram of every prediction (batch items included); predictions are probabilities in [0, 1].
+PREDICTION_VALUE = "model_prediction_value"
+PREDICTION_VALUE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+
+# Drift signal: one counter per feature and reference-decile bin ("0".."9").
+FEATURE_BIN_TOTAL = "model_feature_bin_total"
+FEATURE_BIN_LABELS = ("feature", "bin")
+FEATURE_BINS = tuple(str(i) for i in range(10))
+
+# Constant 1 gauge naming the loaded model.
+MODEL_INFO = "model_info"
+MODEL_INFO_LABELS = ("model", "version")
+
+# Handler label values: the route template for matched routes, one value for everything else
+# so hostile URLs cannot create new series.
+PREDICT_HANDLER = "/predict"
+UNMATCHED_HANDLER = "unmatched"
+
+# Recording rule: PSI of the last hour's bin shares against the reference share (1/len(FEATURE_BINS)).
+FEATURE_DRIFT_PSI = "model:feature_drift_psi:1h"
+PSI_SHARE_FLOOR = 1e-4
+
+# Alert names (fixed; runbooks and outside checks refer to them).
+ALERT_SERVER_DOWN = "ModelServerDown"
+ALERT_HIGH_ERROR_RATE = "ModelHighErrorRate"
+ALERT_HIGH_LATENCY = "ModelHighLatency"
+ALERT_PREDICTION_SHIFT = "PredictionDistributionShift"
+ALERT_FEATURE_DRIFT = "FeatureDrift"
