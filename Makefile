@@ -1,0 +1,29 @@
+# model-monitoring: every entry point. `make test` and `make up` do their own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint serve bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+system-deps:
+	scripts/ensure-apt.sh promtool:prometheus
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) system-deps lint
+	$(PY) -m pytest
+
+serve: $(STAMP)
+	$(PY) -m server --host 127.0.0.1 --port 8000
