@@ -27,3 +27,12 @@ test: $(STAMP) system-deps lint
 
 serve: $(STAMP)
 	$(PY) -m server --host 127.0.0.1 --port 8000
+
+# Watch every alert fire: scripted traffic against a running stack (`make up` first). DEMO_URL is the
+# first model-server host port (stack config modelServerHostPort); the error and latency phases need
+# `pulumi config set chaosEnabled true`. Extra options, e.g. DEMO_ARGS="--phases errors,latency --rate 20".
+DEMO_URL ?= http://127.0.0.1:8000
+DEMO_ARGS ?=
+.PHONY: demo
+demo: $(STAMP)
+	$(PY) -m server.loadgen --scenario demo --url $(DEMO_URL) $(DEMO_ARGS)

@@ -83,7 +83,7 @@ class LoadConfig:
     batch_size: int = 8
     invalid_share: float = 0.05
     drift_features: tuple[str, ...] = ()  # empty: the model's first feature
-    drift_strength: float = 0.5
+    drift_strength: float = 1.0
     shift_direction: str = "up"
     shift_quantile: float = 0.75
     chaos_share: float = 0.5
