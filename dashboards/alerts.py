@@ -1,13 +1,310 @@
-"""Alert rules (work in progress: signatures are final)."""
+"""Alert and recording rules, defined once and rendered for Grafana (RuleGroup args) and Prometheus (YAML).
 
-from dashboards.settings import AlertSettings
+An alert is "query, comparison, threshold, for": Prometheus gets `query > threshold`, Grafana gets a
+query node (instant, on the Prometheus data source), a reduce node (last value, NaN dropped) and a
+threshold node. Annotations mention the value through `{value}`, filled in per engine.
+"""
+
+import enum
+import json
+from dataclasses import dataclass
+
+import yaml
+
+from dashboards import queries
+from dashboards.settings import (
+    FEATURE_DRIFT_WINDOW_SECONDS,
+    PREDICTION_SHIFT_WINDOW_SECONDS,
+    AlertSettings,
+    promql_duration,
+)
+from server import contract
+
+GROUP_NAME = "model-monitoring"
+RECORDING_GROUP_NAME = "model-monitoring-recording"
+# Grafana evaluates every rule of the group this often (a multiple of 10 s, as Grafana requires).
+GRAFANA_INTERVAL_SECONDS = 60
+EXPRESSION_DATASOURCE_UID = "__expr__"
+QUERY_REF, REDUCE_REF, THRESHOLD_REF = "A", "B", "C"
+# No data means "nothing to judge" (no traffic yet, no 24h history): stay quiet. On a query error keep the
+# last state, so Grafana starting before Prometheus does not fire, and a Prometheus blip does not resolve.
+NO_DATA_STATE = "OK"
+EXEC_ERR_STATE = "KeepLast"
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+class Comparison(enum.StrEnum):
+    """Grafana threshold evaluator types, with their PromQL operator."""
+
+    GT = "gt"
+    LT = "lt"
+
+    @property
+    def promql(self) -> str:
+        return {Comparison.GT: ">", Comparison.LT: "<"}[self]
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    query: str  # the part before the threshold; one series per alert instance
+    comparison: Comparison
+    threshold: float
+    for_seconds: int
+    severity: Severity
+    summary: str
+    description: str  # `{value}` marks where the evaluated value goes
+    value_format: str  # Go template function applied to the value
+    lookback_seconds: int  # how far back the query reads (Grafana relative time range)
+
+    @property
+    def promql(self) -> str:
+        return f"{self.query} {self.comparison.promql} {self.threshold!r}"
+
+    @property
+    def for_duration(self) -> str:
+        return promql_duration(self.for_seconds)
+
+    def annotations(self, value_ref: str) -> dict[str, str]:
+        value = f"{{{{ {value_ref} | {self.value_format} }}}}"
+        return {"summary": self.summary, "description": self.description.replace("{value}", value)}
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    record: str
+    expr: str
+
+
+def alert_definitions(settings: AlertSettings) -> list[Alert]:
+    """Every alert, in the stable order both engines get them."""
+    rate_window = promql_duration(settings.rate_window_seconds)
+    lookback = max(settings.rate_window_seconds, 600)
+    return [
+        Alert(
+            name=contract.ALERT_SERVER_DOWN,
+            query=queries.target_up(),
+            comparison=Comparison.LT,
+            threshold=1.0,
+            for_seconds=settings.server_down_for_seconds,
+            severity=Severity.CRITICAL,
+            summary="Model server {{ $labels.instance }} is down",
+            description=(
+                f"Prometheus cannot scrape {{{{ $labels.instance }}}} (job {contract.JOB_NAME}); "
+                f"it has been down for {promql_duration(settings.server_down_for_seconds)}."
+            ),
+            value_format='printf "%.0f"',
+            lookback_seconds=600,
+        ),
+        Alert(
+            name=contract.ALERT_HIGH_ERROR_RATE,
+            query=queries.server_error_ratio(rate_window),
+            comparison=Comparison.GT,
+            threshold=settings.error_rate_threshold,
+            for_seconds=settings.error_rate_for_seconds,
+            severity=Severity.CRITICAL,
+            summary="Model server answers too many requests with 5xx",
+            description=(
+                f"{{value}} of model API requests failed with a 5xx status over the last {rate_window} "
+                f"(threshold {settings.error_rate_threshold:.2%}); 4xx are excluded."
+            ),
+            value_format="humanizePercentage",
+            lookback_seconds=lookback,
+        ),
+        Alert(
+            name=contract.ALERT_HIGH_LATENCY,
+            query=queries.predict_latency_quantile(0.95, rate_window),
+            comparison=Comparison.GT,
+            threshold=settings.latency_p95_seconds,
+            for_seconds=settings.latency_for_seconds,
+            severity=Severity.WARNING,
+            summary=f"P95 latency of {contract.PREDICT_HANDLER} is high",
+            description=(
+                f"P95 latency of POST {contract.PREDICT_HANDLER} is {{value}} over the last {rate_window} "
+                f"(threshold {settings.latency_p95_seconds}s)."
+            ),
+            value_format="humanizeDuration",
+            lookback_seconds=lookback,
+        ),
+        Alert(
+            name=contract.ALERT_PREDICTION_SHIFT,
+            query=queries.prediction_shift(),
+            comparison=Comparison.GT,
+            threshold=settings.prediction_shift_threshold,
+            for_seconds=settings.prediction_shift_for_seconds,
+            severity=Severity.WARNING,
+            summary="Median prediction moved against the same hour yesterday",
+            description=(
+                "The median prediction of the last hour differs by {value} from the median 24h earlier "
+                f"(threshold {settings.prediction_shift_threshold})."
+            ),
+            value_format='printf "%.3f"',
+            lookback_seconds=PREDICTION_SHIFT_WINDOW_SECONDS,
+        ),
+        Alert(
+            name=contract.ALERT_FEATURE_DRIFT,
+            query=queries.feature_drift_psi(),
+            comparison=Comparison.GT,
+            threshold=settings.feature_drift_psi_threshold,
+            for_seconds=settings.feature_drift_for_seconds,
+            severity=Severity.WARNING,
+            summary="Feature {{ $labels.feature }} drifted from the training data",
+            description=(
+                "PSI of feature {{ $labels.feature }} over the last hour is {value} "
+                f"(threshold {settings.feature_drift_psi_threshold}; reference: training deciles)."
+            ),
+            value_format='printf "%.3f"',
+            lookback_seconds=FEATURE_DRIFT_WINDOW_SECONDS,
+        ),
+    ]
+
+
+def recording_rules() -> list[RecordingRule]:
+    """Recording rules in evaluation order (later rules read earlier ones in the same evaluation)."""
+    return [
+        RecordingRule(queries.FEATURE_BIN_SHARE, queries.feature_bin_share_expr()),
+        RecordingRule(contract.FEATURE_DRIFT_PSI, queries.feature_drift_psi_expr()),
+        RecordingRule(queries.PREDICTION_MEDIAN, queries.prediction_median_expr()),
+    ]
+
+
+# --- Grafana -----------------------------------------------------------------------------------------
+
+
+def model_json(model: dict) -> str:
+    """Serialize a rule model exactly as the Grafana provider stores it back (Go's encoding/json: sorted
+    keys, no spaces, <>& escaped), so previews show no diff."""
+    text = json.dumps(model, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _grafana_rule(alert: Alert, datasource_uid: str) -> dict:
+    # Only fields Grafana keeps; intervalMs/maxDataPoints stay at their defaults (the provider drops them).
+    query = {
+        "editorMode": "code",
+        "expr": alert.query,
+        "instant": True,
+        "range": False,
+        "refId": QUERY_REF,
+    }
+    reduce = {
+        "expression": QUERY_REF,
+        "reducer": "last",
+        "refId": REDUCE_REF,
+        "settings": {"mode": "dropNN"},
+        "type": "reduce",
+    }
+    threshold = {
+        "conditions": [{"evaluator": {"params": [alert.threshold], "type": str(alert.comparison)}}],
+        "expression": REDUCE_REF,
+        "refId": THRESHOLD_REF,
+        "type": "threshold",
+    }
+    expression_range = {"from_": 0, "to": 0}
+    return {
+        "name": alert.name,
+        "condition": THRESHOLD_REF,
+        "for_": alert.for_duration,
+        "no_data_state": NO_DATA_STATE,
+        "exec_err_state": EXEC_ERR_STATE,
+        "labels": {"severity": str(alert.severity)},
+        "annotations": alert.annotations(f"$values.{REDUCE_REF}.Value"),
+        "datas": [
+            {
+                "ref_id": QUERY_REF,
+                "datasource_uid": datasource_uid,
+                "relative_time_range": {"from_": alert.lookback_seconds, "to": 0},
+                "model": model_json(query),
+            },
+            {
+                "ref_id": REDUCE_REF,
+                "datasource_uid": EXPRESSION_DATASOURCE_UID,
+                "relative_time_range": dict(expression_range),
+                "model": model_json(reduce),
+            },
+            {
+                "ref_id": THRESHOLD_REF,
+                "datasource_uid": EXPRESSION_DATASOURCE_UID,
+                "relative_time_range": dict(expression_range),
+                "model": model_json(threshold),
+            },
+        ],
+    }
 
 
 def grafana_rule_groups(datasource_uid: str, settings: AlertSettings) -> list[dict]:
-    """Keyword arguments for pulumiverse_grafana.alerting.RuleGroup, minus folder_uid/org_id."""
-    raise NotImplementedError
+    """Keyword arguments for `pulumiverse_grafana.alerting.RuleGroup`, minus `folder_uid` (and `org_id`).
+
+    Plain data (no Pulumi calls): nested dicts use the Python names of RuleGroupRuleArgs,
+    RuleGroupRuleDataArgs and RuleGroupRuleDataRelativeTimeRangeArgs.
+    """
+    return [
+        {
+            "name": GROUP_NAME,
+            "interval_seconds": GRAFANA_INTERVAL_SECONDS,
+            "rules": [_grafana_rule(alert, datasource_uid) for alert in alert_definitions(settings)],
+        }
+    ]
+
+
+# --- Prometheus --------------------------------------------------------------------------------------
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style, with multi-line strings as literal blocks."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def _dump(document: dict) -> str:
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000, default_flow_style=False)
+
+
+def prometheus_recording_rules() -> dict:
+    return {
+        "groups": [
+            {
+                "name": RECORDING_GROUP_NAME,
+                "rules": [{"record": r.record, "expr": r.expr} for r in recording_rules()],
+            }
+        ]
+    }
+
+
+def prometheus_alert_rules(settings: AlertSettings) -> dict:
+    return {
+        "groups": [
+            {
+                "name": GROUP_NAME,
+                "rules": [
+                    {
+                        "alert": alert.name,
+                        "expr": alert.promql,
+                        "for": alert.for_duration,
+                        "labels": {"severity": str(alert.severity)},
+                        "annotations": alert.annotations("$value"),
+                    }
+                    for alert in alert_definitions(settings)
+                ],
+            }
+        ]
+    }
 
 
 def prometheus_rule_files(settings: AlertSettings) -> dict[str, str]:
-    """File name -> Prometheus rule file YAML (recording rules + alerts)."""
-    raise NotImplementedError
+    """File name -> Prometheus rule file YAML: the recording rules and the same alerts Grafana gets."""
+    header = "# Generated by `python -m dashboards export`; do not edit.\n"
+    return {
+        "recording-rules.yml": header + _dump(prometheus_recording_rules()),
+        "alert-rules.yml": header + _dump(prometheus_alert_rules(settings)),
+    }

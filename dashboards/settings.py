@@ -64,8 +64,8 @@ class AlertSettings:
 
 
 def promql_duration(seconds: int) -> str:
-    """Render seconds as the shortest PromQL/Grafana duration ("1h", "5m", "90s")."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    """Seconds as a PromQL/Grafana duration in the largest exact unit up to hours ("24h", "5m", "90s")."""
+    for unit, size in (("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

@@ -1,0 +1,270 @@
+"""One small function per dashboard panel, each returning a grafana-foundation-sdk builder.
+
+Every query comes from `dashboards.queries`; every panel and target names the Prometheus data source by
+its fixed UID. Alert thresholds are drawn on the panels that show the alerted value.
+"""
+
+from grafana_foundation_sdk.builders import common as common_builders
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
+from grafana_foundation_sdk.builders import heatmap, prometheus, stat, timeseries
+from grafana_foundation_sdk.models import common, units
+from grafana_foundation_sdk.models import heatmap as heatmap_models
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
+
+from dashboards import queries
+from dashboards.settings import AlertSettings, promql_duration
+from server import contract
+
+PROMETHEUS_TYPE = "prometheus"
+GREEN, ORANGE, RED = "green", "orange", "red"
+
+
+def datasource(uid: str) -> DataSourceRef:
+    return DataSourceRef(type_val=PROMETHEUS_TYPE, uid=uid)
+
+
+def target(uid: str, expr: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:
+    return (
+        prometheus.Dataquery()
+        .datasource(datasource(uid))
+        .editor_mode(QueryEditorMode.CODE)
+        .expr(expr)
+        .legend_format(legend)
+        .ref_id(ref_id)
+    )
+
+
+def _thresholds(*steps: tuple[float | None, str]) -> dashboard_builders.ThresholdsConfig:
+    return (
+        dashboard_builders.ThresholdsConfig()
+        .mode(ThresholdsMode.ABSOLUTE)
+        .steps([Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def _with_alert_line(panel: timeseries.Panel, threshold: float) -> timeseries.Panel:
+    """Draw the alert threshold as a dashed line: green below, red from the threshold on."""
+    return panel.thresholds(_thresholds((None, GREEN), (threshold, RED))).thresholds_style(
+        common_builders.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+    )
+
+
+def _timeseries(uid: str, title: str, description: str, unit: str) -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(datasource(uid))
+        .unit(unit)
+        .height(8)
+        .span(12)
+        .line_width(1)
+        .fill_opacity(10)
+        .show_points(common.VisibilityMode.NEVER)
+        .legend(
+            common_builders.VizLegendOptions()
+            .display_mode(common.LegendDisplayMode.TABLE)
+            .placement(common.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(["lastNotNull", "max"])
+        )
+        .tooltip(common_builders.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI))
+    )
+
+
+def _stat(uid: str, title: str, description: str, unit: str) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(datasource(uid))
+        .unit(unit)
+        .height(5)
+        .span(6)
+        .reduce_options(common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    )
+
+
+# --- overview ----------------------------------------------------------------------------------------
+
+
+def model_version_panel(uid: str) -> stat.Panel:
+    return (
+        _stat(uid, "Model version", f"Replicas per model/version ({contract.MODEL_INFO}).", units.NoUnit)
+        .with_target(target(uid, queries.model_versions(), "{{model}} v{{version}}").instant())
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(common.BigValueColorMode.NONE)
+        .graph_mode(common.BigValueGraphMode.NONE)
+    )
+
+
+def replicas_up_panel(uid: str) -> stat.Panel:
+    return (
+        _stat(uid, "Replicas up", f"Replicas answering scrapes (job {contract.JOB_NAME}).", units.NoUnit)
+        .with_target(target(uid, queries.replicas_up(), "up"))
+        .thresholds(_thresholds((None, RED), (1, GREEN)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+    )
+
+
+def predictions_per_second_panel(uid: str) -> stat.Panel:
+    return (
+        _stat(uid, "Predictions / s", "Predictions per second, batch items included.", units.OpsPerSecond)
+        .with_target(target(uid, queries.prediction_rate(), "predictions/s"))
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .color_mode(common.BigValueColorMode.NONE)
+    )
+
+
+def error_rate_stat_panel(uid: str, settings: AlertSettings) -> stat.Panel:
+    threshold = settings.error_rate_threshold
+    return (
+        _stat(
+            uid,
+            "5xx error rate",
+            "Share of model API requests answered with a server error (5xx); turns red at the "
+            f"{contract.ALERT_HIGH_ERROR_RATE} threshold. 4xx (bad input) are excluded.",
+            units.PercentUnit,
+        )
+        .with_target(target(uid, queries.server_error_ratio(), "5xx"))
+        .thresholds(_thresholds((None, GREEN), (threshold / 2, ORANGE), (threshold, RED)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.AREA)
+        .decimals(2)
+    )
+
+
+# --- traffic -----------------------------------------------------------------------------------------
+
+
+def request_rate_by_status_panel(uid: str) -> timeseries.Panel:
+    return _timeseries(
+        uid,
+        "Request rate by status",
+        "Model API requests per second by HTTP status code, all handlers and replicas (Prometheus' own "
+        "scrapes excluded).",
+        units.RequestsPerSecond,
+    ).with_target(target(uid, queries.request_rate_by_status(), "{{status}}"))
+
+
+def throughput_panel(uid: str) -> timeseries.Panel:
+    return (
+        _timeseries(
+            uid,
+            "Throughput",
+            f"POST {contract.PREDICT_HANDLER} requests per second (a batch counts once) and predictions "
+            "per second (every batch item counts).",
+            units.OpsPerSecond,
+        )
+        .with_target(target(uid, queries.predict_request_rate(), "requests/s", "A"))
+        .with_target(target(uid, queries.prediction_rate(), "predictions/s", "B"))
+    )
+
+
+def error_rate_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+    panel = (
+        _timeseries(
+            uid,
+            "Error rate",
+            "Share of model API requests failing with 5xx (alerted at the dashed line) and rejected with 4xx "
+            "(client errors, shown for context, never alerted on).",
+            units.PercentUnit,
+        )
+        .with_target(target(uid, queries.server_error_ratio(), "5xx", "A"))
+        .with_target(target(uid, queries.client_error_ratio(), "4xx", "B"))
+        .min(0)
+        .span(24)
+    )
+    return _with_alert_line(panel, settings.error_rate_threshold)
+
+
+# --- latency -----------------------------------------------------------------------------------------
+
+
+def latency_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+    panel = _timeseries(
+        uid,
+        f"Latency {contract.PREDICT_HANDLER}",
+        f"P50/P95/P99 latency of POST {contract.PREDICT_HANDLER} across replicas; the dashed line is the "
+        f"{contract.ALERT_HIGH_LATENCY} threshold on P95.",
+        units.Seconds,
+    ).span(24)
+    for ref_id, quantile in zip("ABC", (0.5, 0.95, 0.99), strict=True):
+        legend = f"p{round(quantile * 100)}"
+        panel = panel.with_target(target(uid, queries.predict_latency_quantile(quantile), legend, ref_id))
+    return _with_alert_line(panel.min(0), settings.latency_p95_seconds)
+
+
+# --- predictions -------------------------------------------------------------------------------------
+
+
+def prediction_heatmap_panel(uid: str) -> heatmap.Panel:
+    return (
+        heatmap.Panel()
+        .title("Prediction distribution")
+        .description(
+            "How many predictions fell in each probability bucket per interval; the buckets come from the "
+            "server's histogram (no re-bucketing)."
+        )
+        .datasource(datasource(uid))
+        .height(8)
+        .span(12)
+        .with_target(target(uid, queries.prediction_heatmap(), "{{le}}").format(PromQueryFormat.HEATMAP))
+        .calculate(False)
+        .rows_frame(heatmap.RowsHeatmapOptions().layout(common.HeatmapCellLayout.LE))
+        .color(
+            heatmap.HeatmapColorOptions()
+            .mode(heatmap_models.HeatmapColorMode.SCHEME)
+            .scheme("Oranges")
+            .fill("dark-orange")
+            .scale(heatmap_models.HeatmapColorScale.EXPONENTIAL)
+            .exponent(0.5)
+            .steps(64)
+        )
+        .y_axis(heatmap.YAxisConfig().unit(units.NoUnit).decimals(2))
+        .cell_values(heatmap.CellValues().unit(units.Short))
+        .show_legend()
+    )
+
+
+def prediction_median_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+    return (
+        _timeseries(
+            uid,
+            "Median prediction (1h)",
+            f"Median prediction over the last hour ({queries.PREDICTION_MEDIAN}). "
+            f"{contract.ALERT_PREDICTION_SHIFT} fires when it moves more than "
+            f"{settings.prediction_shift_threshold} from the same value 24h earlier.",
+            units.NoUnit,
+        )
+        .with_target(target(uid, queries.prediction_median(), "median"))
+        .min(0)
+        .max(1)
+    )
+
+
+# --- drift -------------------------------------------------------------------------------------------
+
+
+def feature_drift_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+    panel = (
+        _timeseries(
+            uid,
+            "Feature drift (PSI, 1h)",
+            "Population stability index of each feature's last-hour distribution against the training "
+            f"deciles; {contract.ALERT_FEATURE_DRIFT} fires above the dashed line for "
+            f"{promql_duration(settings.feature_drift_for_seconds)}. Rule of thumb: < 0.1 stable, "
+            "0.1-0.25 watch, > 0.25 significant.",
+            units.NoUnit,
+        )
+        .with_target(target(uid, queries.feature_drift_psi(), "{{feature}}"))
+        .min(0)
+        .span(24)
+    )
+    return _with_alert_line(panel, settings.feature_drift_psi_threshold)
+
+
+def row(title: str) -> dashboard_builders.Row:
+    return dashboard_builders.Row(title)

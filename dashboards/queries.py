@@ -1,0 +1,153 @@
+"""Every PromQL string of the project, built once from the metric contract.
+
+Panels, Grafana alert rules and Prometheus rule files import these; nothing else writes PromQL.
+Functions take the range window so the dashboard can pass Grafana's `$__rate_interval` while alert
+rules pass a fixed duration from `AlertSettings`.
+"""
+
+from dashboards.settings import (
+    FEATURE_DRIFT_WINDOW_SECONDS,
+    PREDICTION_SHIFT_OFFSET_SECONDS,
+    PREDICTION_SHIFT_WINDOW_SECONDS,
+    promql_duration,
+)
+from server import contract
+
+# Grafana picks a range that always spans at least four scrapes; panels use it for rate()/increase().
+RATE_INTERVAL = "$__rate_interval"
+
+# Helper recording rules (the drift recording rule's name lives in the contract).
+FEATURE_BIN_SHARE = "model:feature_bin_share:1h"
+PREDICTION_MEDIAN = "model:prediction_median:1h"
+
+_JOB = f'job="{contract.JOB_NAME}"'
+# Prometheus' own scrapes of /metrics are not model API traffic (if the server counts them at all).
+_API = f'{_JOB},handler!="{contract.METRICS_PATH}"'
+_PREDICT = f'{_JOB},handler="{contract.PREDICT_HANDLER}"'
+_REFERENCE_SHARE = 1 / len(contract.FEATURE_BINS)
+
+
+def _shift_window() -> str:
+    return promql_duration(PREDICTION_SHIFT_WINDOW_SECONDS)
+
+
+# --- traffic -----------------------------------------------------------------------------------------
+
+
+def request_rate_by_status(window: str = RATE_INTERVAL) -> str:
+    """Requests per second to the model API, one series per HTTP status code."""
+    return f"sum by (status) (rate({contract.REQUESTS_TOTAL}{{{_API}}}[{window}]))"
+
+
+def predict_request_rate(window: str = RATE_INTERVAL) -> str:
+    """POST /predict requests per second (a batch counts once), all replicas together."""
+    return f"sum(rate({contract.REQUESTS_TOTAL}{{{_PREDICT}}}[{window}]))"
+
+
+def prediction_rate(window: str = RATE_INTERVAL) -> str:
+    """Predictions per second (every batch item counts), all replicas together."""
+    return f"sum(rate({contract.PREDICTION_VALUE}_count{{{_JOB}}}[{window}]))"
+
+
+def _status_class_ratio(status_regex: str, window: str) -> str:
+    # `or vector(0)`: before the first error there is no such series, and the share is 0, not "no data".
+    errors = f'sum(rate({contract.REQUESTS_TOTAL}{{{_API},status=~"{status_regex}"}}[{window}]))'
+    total = f"sum(rate({contract.REQUESTS_TOTAL}{{{_API}}}[{window}]))"
+    return f"({errors} or vector(0)) / {total}"
+
+
+def server_error_ratio(window: str = RATE_INTERVAL) -> str:
+    """Share (0..1) of model API requests answered with 5xx; 4xx are the client's fault and excluded."""
+    return _status_class_ratio("5..", window)
+
+
+def client_error_ratio(window: str = RATE_INTERVAL) -> str:
+    """Share (0..1) of model API requests rejected with 4xx (bad input); shown, never alerted on."""
+    return _status_class_ratio("4..", window)
+
+
+# --- latency -----------------------------------------------------------------------------------------
+
+
+def predict_latency_quantile(quantile: float, window: str = RATE_INTERVAL) -> str:
+    """Latency quantile (seconds) of POST /predict across all replicas."""
+    buckets = f"sum by (le) (rate({contract.REQUEST_DURATION}_bucket{{{_PREDICT}}}[{window}]))"
+    return f"histogram_quantile({quantile}, {buckets})"
+
+
+# --- predictions -------------------------------------------------------------------------------------
+
+
+def prediction_heatmap(window: str = RATE_INTERVAL) -> str:
+    """Predictions per histogram bucket and interval, for a heatmap panel (format heatmap, legend {{le}})."""
+    return f"sum by (le) (increase({contract.PREDICTION_VALUE}_bucket{{{_JOB}}}[{window}]))"
+
+
+def prediction_median_expr() -> str:
+    """Median prediction over the shift window; recorded as PREDICTION_MEDIAN."""
+    buckets = f"sum by (le) (rate({contract.PREDICTION_VALUE}_bucket{{{_JOB}}}[{_shift_window()}]))"
+    return f"histogram_quantile(0.5, {buckets})"
+
+
+def prediction_median() -> str:
+    """The recorded median prediction of the last hour."""
+    return PREDICTION_MEDIAN
+
+
+def prediction_shift() -> str:
+    """|median of the last hour - the same median 24h earlier|; empty unless the server already reported
+    predictions a full window before the reference hour, so a fresh deploy compares nothing.
+
+    The gate is explicit rather than relying on the offset series being absent: a reference median built
+    from a few minutes of a first day would otherwise be compared like a full hour.
+    """
+    offset = promql_duration(PREDICTION_SHIFT_OFFSET_SECONDS)
+    gate_offset = promql_duration(PREDICTION_SHIFT_OFFSET_SECONDS + PREDICTION_SHIFT_WINDOW_SECONDS)
+    diff = f"abs({PREDICTION_MEDIAN} - {PREDICTION_MEDIAN} offset {offset})"
+    gate = f"absent_over_time({contract.PREDICTION_VALUE}_count{{{_JOB}}}[10m] offset {gate_offset})"
+    # Parenthesized: `unless` binds looser than the comparison an alert appends.
+    return f"({diff} unless on () {gate})"
+
+
+# --- drift -------------------------------------------------------------------------------------------
+
+
+def feature_bin_share_expr() -> str:
+    """Share of each feature's values per reference-decile bin over the drift window, summed over workers
+    and replicas, floored at PSI_SHARE_FLOOR so an empty bin keeps PSI finite; recorded as FEATURE_BIN_SHARE.
+    """
+    window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
+    per_bin = f"sum by (feature, bin) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
+    per_feature = f"sum by (feature) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
+    return f"clamp_min({per_bin} / on (feature) group_left () {per_feature}, {contract.PSI_SHARE_FLOOR})"
+
+
+def feature_drift_psi_expr() -> str:
+    """PSI per feature: sum over bins of (share - ref) * ln(share / ref), ref = 1/len(FEATURE_BINS);
+    recorded as contract.FEATURE_DRIFT_PSI."""
+    ref = f"{_REFERENCE_SHARE:g}"
+    share = FEATURE_BIN_SHARE
+    return f"sum by (feature) (({share} - {ref}) * ln({share} / {ref}))"
+
+
+def feature_drift_psi() -> str:
+    """The recorded PSI per feature."""
+    return contract.FEATURE_DRIFT_PSI
+
+
+# --- fleet -------------------------------------------------------------------------------------------
+
+
+def target_up() -> str:
+    """1 per scraped model-server replica that answered its last scrape, 0 when it did not."""
+    return f"up{{{_JOB}}}"
+
+
+def replicas_up() -> str:
+    """Number of model-server replicas answering scrapes."""
+    return f"sum({target_up()})"
+
+
+def model_versions() -> str:
+    """Replicas serving each model name/version."""
+    return f"count by (model, version) ({contract.MODEL_INFO}{{{_JOB}}})"
