@@ -1,0 +1,66 @@
+"""``python -m server --host H --port P --workers N``: serve ``server.app:app`` with uvicorn.
+
+With more than one worker (or ``PROMETHEUS_MULTIPROC_DIR`` set) metrics run in prometheus-client's
+multiprocess mode: the directory is emptied before the workers start (stale files would be summed),
+and a temporary one is created and removed afterwards when none is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+
+import uvicorn
+
+from server.contract import SERVER_PORT
+
+log = logging.getLogger("server")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Serve the instrumented model.")
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
+    parser.add_argument("--port", type=int, default=SERVER_PORT)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (metrics are summed)")
+    levels = ["critical", "error", "warning", "info", "debug"]
+    parser.add_argument("--log-level", default="info", choices=levels)
+    parser.add_argument(
+        "--access-log", action="store_true", help="log every request (off: /metrics already counts them)"
+    )
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    created = None
+    multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if args.workers > 1 and not multiproc_dir:
+        multiproc_dir = created = tempfile.mkdtemp(prefix="model-server-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
+    if multiproc_dir:
+        # Imported only now: prometheus-client reads the variable when it is first imported.
+        from server.metrics import prepare_multiproc_dir
+
+        prepare_multiproc_dir(multiproc_dir)
+    try:
+        uvicorn.run(
+            "server.app:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=args.access_log,
+        )
+    finally:
+        if created:
+            shutil.rmtree(created, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The model server: FastAPI app with /predict, /health, /ready and /metrics.
+
+``create_app()`` is the factory; ``app`` (module level) is what ``uvicorn server.app:app`` and
+``python -m server`` serve.
+"""
+
+import asyncio
+import math
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from server import contract, metrics
+from server.model import Model, load_model
+from server.settings import Settings
+
+CHAOS_DELAY_HEADER = "x-chaos-delay-seconds"
+CHAOS_STATUS_HEADER = "x-chaos-status"
+CHAOS_MAX_DELAY_SECONDS = 5.0
+CHAOS_STATUSES = (500, 503)
+
+# strict: "0.5" or true are not numbers; NaN/inf (also 1e999, which JSON decodes to inf) are refused.
+Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class Prediction(BaseModel):
+    prediction: float = Field(ge=0.0, le=1.0, description="Probability of the positive class.")
+    model_version: str
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[float] = Field(description="One probability per instance, in request order.")
+    model_version: str
+
+
+def request_schema(feature_names: tuple[str, ...], max_batch_size: int) -> Any:
+    """The /predict body type for this model: one row, or a bounded batch of rows."""
+    n = len(feature_names)
+    Row = Annotated[
+        list[Feature],
+        Field(min_length=n, max_length=n, description=f"Values of {', '.join(feature_names)}"),
+    ]
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"features": [0.5] * n}})
+        features: Row
+
+    class BatchPredictRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        instances: Annotated[list[Row], Field(min_length=1, max_length=max_batch_size)]
+
+    def kind(body: Any) -> str:
+        return "batch" if isinstance(body, Mapping) and "instances" in body else "single"
+
+    return Annotated[
+        Annotated[PredictRequest, Tag("single")] | Annotated[BatchPredictRequest, Tag("batch")],
+        Discriminator(kind),
+        Body(),
+    ]
+
+
+class BodySizeLimit:
+    """Pure ASGI: refuse request bodies over ``max_bytes`` with 413.
+
+    Enforced in ``receive``, i.e. when a route reads its body: the route is matched by then, so the
+    413 is counted under the route's handler label, and FastAPI turns the exception into JSON.
+    """
+
+    def __init__(self, app: Callable[..., Any], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_bytes
+        too_large = HTTPException(413, f"request body larger than {limit} bytes")
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else 0
+                if declared > limit:
+
+                    async def refuse() -> dict:
+                        raise too_large
+
+                    await self.app(scope, refuse, send)
+                    return
+                break
+        received = 0
+
+        async def counting_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise too_large
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The default handler echoes the input, which can hold NaN (not JSON) and blow up into a 500.
+    assert isinstance(exc, RequestValidationError)
+    detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _chaos_error(message: str) -> JSONResponse:
+    return JSONResponse({"detail": [{"loc": ["header"], "msg": message, "type": "chaos_header"}]}, 422)
+
+
+async def _chaos(headers: Mapping[str, str]) -> JSONResponse | None:
+    """Honour the chaos headers: sleep, then maybe answer with an injected error (None: carry on)."""
+    status = None
+    raw_status = headers.get(CHAOS_STATUS_HEADER)
+    if raw_status is not None:
+        if not raw_status.strip().isdigit() or int(raw_status) not in CHAOS_STATUSES:
+            return _chaos_error(f"{CHAOS_STATUS_HEADER} must be one of {CHAOS_STATUSES}")
+        status = int(raw_status)
+    raw_delay = headers.get(CHAOS_DELAY_HEADER)
+    if raw_delay is not None:
+        try:
+            delay = float(raw_delay)
+        except ValueError:
+            delay = math.nan
+        if not 0.0 <= delay <= CHAOS_MAX_DELAY_SECONDS:
+            return _chaos_error(f"{CHAOS_DELAY_HEADER} must be a number in [0, {CHAOS_MAX_DELAY_SECONDS:g}]")
+        await asyncio.sleep(delay)
+    if status is not None:
+        return JSONResponse({"detail": f"chaos: injected {status}"}, status_code=status)
+    return None
+
+
+def create_app(settings: Settings | None = None, model: Model | None = None) -> FastAPI:
+    """Build the app. The model is loaded now (it shapes the request schema); metrics series are
+    created in the lifespan start-up, after which /ready answers 200."""
+    settings = settings or Settings.from_env()
+    model = model or load_model(settings.model_path)
+    registry = metrics.build_registry()
+    state: dict[str, Any] = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        metrics.mark_dead_workers()
+        state["recorder"] = metrics.PredictionRecorder(model)
+        state["ready"] = True
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            metrics.mark_worker_exit()
+
+    app = FastAPI(
+        title="model-monitoring model server",
+        version=model.version,
+        description=f"Serves {model.name} {model.version} and exports Prometheus metrics at /metrics.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.model = model
+    app.state.registry = registry
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(metrics.MetricsMiddleware)  # outermost: sees every response, 413s included
+
+    PredictBody = request_schema(model.feature_names, settings.max_batch_size)
+    version = model.version
+
+    def predict_body(body: Any) -> dict[str, Any]:
+        if hasattr(body, "features"):
+            rows = [body.features]
+            result: dict[str, Any] = {"prediction": model.predict(rows)[0], "model_version": version}
+            state["recorder"].record(rows, [result["prediction"]])
+            return result
+        rows = body.instances
+        predictions = model.predict(rows)
+        state["recorder"].record(rows, predictions)
+        return {"predictions": predictions, "model_version": version}
+
+    responses: dict[int | str, dict[str, Any]] = {
+        413: {"description": "Request body too large"},
+        422: {"description": "Invalid input; `detail` says which field and why"},
+    }
+    if settings.chaos_enabled:
+        responses.update({code: {"description": "Injected by chaos"} for code in CHAOS_STATUSES})
+
+        @app.post(contract.PREDICT_HANDLER, response_model=Prediction | BatchPrediction, responses=responses)
+        async def predict_chaos(body: PredictBody, request: Request) -> Any:  # type: ignore[valid-type]
+            """Predict; honours X-Chaos-Delay-Seconds (0..5) and X-Chaos-Status (500|503)."""
+            injected = await _chaos(request.headers)
+            return injected if injected is not None else predict_body(body)
+
+    else:
+
+        @app.post(contract.PREDICT_HANDLER, response_model=Prediction | BatchPrediction, responses=responses)
+        async def predict(body: PredictBody) -> Any:  # type: ignore[valid-type]
+            """Predict one row (`features`) or a batch (`instances`)."""
+            return predict_body(body)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        """The process is alive and serving."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"description": "Still starting up"}})
+    async def ready() -> JSONResponse:
+        """The model is loaded and its metrics series exist."""
+        if not state["ready"]:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ready", "model": model.name, "version": version})
+
+    @app.get(contract.METRICS_PATH, response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus text exposition (summed over workers in multiprocess mode)."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+app = create_app()

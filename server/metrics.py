@@ -1,0 +1,192 @@
+"""The exported metrics (declared once, at module level) and the pure-ASGI middleware that feeds them.
+
+Names, labels and buckets come from ``server.contract``. The metric objects are not registered in the
+global default registry: ``build_registry()`` gives each app its own ``CollectorRegistry`` (tests get
+isolation for free), or, in multiprocess mode, one that sums the per-worker files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import multiprocess as prom_multiprocess
+
+from server import contract
+from server.drift import bin_indices
+from server.model import Model
+
+# prometheus-client picks its value store (memory or mmap files) from this variable at import, so
+# read it at the same time: the app and the library always agree on the mode.
+MULTIPROC_DIR: str | None = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+# `_created` samples would double the series count and the render time for no dashboard use.
+disable_created_metrics()
+
+REQUESTS = Counter(
+    contract.REQUESTS_TOTAL,
+    "HTTP requests by route template, method and numeric status code.",
+    contract.REQUESTS_LABELS,
+    registry=None,
+)
+REQUEST_DURATION = Histogram(
+    contract.REQUEST_DURATION,
+    "Time from request start until the response is fully sent.",
+    contract.REQUEST_DURATION_LABELS,
+    buckets=contract.REQUEST_DURATION_BUCKETS,
+    registry=None,
+)
+PREDICTIONS = Histogram(
+    contract.PREDICTION_VALUE,
+    "Every predicted probability, batch items included.",
+    buckets=contract.PREDICTION_VALUE_BUCKETS,
+    registry=None,
+)
+FEATURE_BINS = Counter(
+    contract.FEATURE_BIN_TOTAL,
+    "Input feature values by reference (training-data) decile bin.",
+    contract.FEATURE_BIN_LABELS,
+    registry=None,
+)
+# livemax: 1 while any worker is alive; a dead worker's file is dropped by mark_process_dead.
+MODEL_INFO = Gauge(
+    contract.MODEL_INFO,
+    "Constant 1, labelled with the loaded model's name and version.",
+    contract.MODEL_INFO_LABELS,
+    multiprocess_mode="livemax",
+    registry=None,
+)
+COLLECTORS = (REQUESTS, REQUEST_DURATION, PREDICTIONS, FEATURE_BINS, MODEL_INFO)
+
+# Anything else a client sends as a method is folded into one value (bounded label set).
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+
+
+def build_registry() -> CollectorRegistry:
+    """The registry /metrics renders: this process's metrics, or the sum of all workers' files."""
+    registry = CollectorRegistry(auto_describe=True)
+    if MULTIPROC_DIR:
+        prom_multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+    else:
+        for collector in COLLECTORS:
+            registry.register(collector)
+    return registry
+
+
+class PredictionRecorder:
+    """Observes predictions and feature bins; every child series is created up front (value 0)."""
+
+    def __init__(self, model: Model) -> None:
+        self._deciles = model.reference_deciles
+        self._bins = [
+            [FEATURE_BINS.labels(name, b) for b in contract.FEATURE_BINS] for name in model.feature_names
+        ]
+        for cuts in self._deciles:
+            if len(cuts) + 1 != len(contract.FEATURE_BINS):
+                raise ValueError(f"each feature needs {len(contract.FEATURE_BINS) - 1} decile cut points")
+        MODEL_INFO.labels(model.name, model.version).set(1)
+        self._observe = PREDICTIONS.observe
+
+    def record(self, rows: Sequence[Sequence[float]], predictions: Sequence[float]) -> None:
+        observe = self._observe
+        for p in predictions:
+            observe(p)
+        for row in rows:
+            for children, index in zip(self._bins, bin_indices(self._deciles, row), strict=True):
+                children[index].inc()
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: one counter and one histogram observation per HTTP request.
+
+    The handler label is the matched route's template, read from the scope after the router ran, so
+    it costs no extra matching; unmatched paths all become ``contract.UNMATCHED_HANDLER``. Label
+    children are cached per (handler, method, status): the label set is bounded, and ``labels()`` is
+    the most expensive part of recording.
+    """
+
+    def __init__(self, app: Callable[..., Any]) -> None:
+        self.app = app
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the client gets if the app raises before starting a response
+
+        async def send_with_status(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = perf_counter()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = perf_counter() - start
+            route = scope.get("route")
+            handler = getattr(route, "path", None) or contract.UNMATCHED_HANDLER
+            method = scope["method"]
+            if method not in _METHODS:
+                method = OTHER_METHOD
+            key = (handler, method, status)
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = REQUESTS.labels(handler, method, str(status))
+            counter.inc()
+            histogram = self._histograms.get(key[:2])
+            if histogram is None:
+                histogram = self._histograms[key[:2]] = REQUEST_DURATION.labels(handler, method)
+            histogram.observe(elapsed)
+
+
+def prepare_multiproc_dir(path: str | Path) -> None:
+    """Empty the directory (create it if needed) before any worker starts: old files would be summed."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_file() and entry.suffix == ".db":
+            entry.unlink()
+
+
+_DB_PID = re.compile(r"_(\d+)\.db$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_dead_workers() -> list[int]:
+    """At worker start-up: mark every process that left files behind and no longer exists as dead.
+
+    uvicorn's supervisor has no child-exit hook, but it starts a replacement whenever a worker dies,
+    so doing this in the replacement covers crashed workers; ``mark_worker_exit`` covers clean exits.
+    """
+    if not MULTIPROC_DIR:
+        return []
+    pids = {int(m.group(1)) for f in os.listdir(MULTIPROC_DIR) if (m := _DB_PID.search(f))}
+    dead = sorted(pid for pid in pids if pid != os.getpid() and not _alive(pid))
+    for pid in dead:
+        prom_multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
+    return dead
+
+
+def mark_worker_exit() -> None:
+    """At worker shutdown: drop this process's live-gauge files (counters stay, so sums never drop)."""
+    if MULTIPROC_DIR:
+        prom_multiprocess.mark_process_dead(os.getpid(), MULTIPROC_DIR)
