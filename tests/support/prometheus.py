@@ -1,0 +1,236 @@
+"""Test helpers around a real Prometheus: run the Debian binary, query its HTTP API, and turn Grafana
+panel expressions into plain PromQL.
+
+Shared by tests/dashboards (local `prometheus` process) and tests/e2e (Prometheus in a container: only
+`query`, `wait_for`, `dashboard_exprs` and `grafana_expr_to_promql` are needed there).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import yaml
+
+T = TypeVar("T")
+
+HTTP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    probe: Callable[[], T | None], timeout: float, interval: float = 0.25, what: str = "condition"
+) -> T:
+    """Call `probe` until it returns something truthy (returned) or `timeout` seconds pass (TimeoutError
+    naming `what` and the last exception, if any)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = probe()
+            if result:
+                return result
+        except (httpx.HTTPError, PrometheusQueryError, OSError) as error:
+            last_error = error
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+# --- HTTP API ----------------------------------------------------------------------------------------
+
+
+class PrometheusQueryError(RuntimeError):
+    """Prometheus answered a query with an error (bad PromQL, execution error)."""
+
+
+def _api(base_url: str, path: str, params: Mapping[str, str] | None = None) -> dict:
+    response = httpx.get(f"{base_url.rstrip('/')}{path}", params=params, timeout=HTTP_TIMEOUT)
+    body = response.json()
+    if body.get("status") != "success":
+        detail = f"{body.get('errorType')}: {body.get('error')}"
+        raise PrometheusQueryError(f"{path} {dict(params or {})}: {detail}")
+    return body["data"]
+
+
+def query(base_url: str, expr: str, at: float | None = None) -> list[dict]:
+    """Instant query; returns the result vector (`[{"metric": {...}, "value": [ts, "v"]}, ...]`).
+
+    Scalars come back as a one-element vector without labels. Raises PrometheusQueryError on any error.
+    """
+    params = {"query": expr}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    data = _api(base_url, "/api/v1/query", params)
+    if data["resultType"] == "scalar":
+        return [{"metric": {}, "value": data["result"]}]
+    if data["resultType"] != "vector":
+        raise PrometheusQueryError(f"{expr!r}: expected an instant vector, got {data['resultType']}")
+    return data["result"]
+
+
+def values(result: Sequence[dict]) -> list[float]:
+    """The sample values of a query result, as floats (NaN included)."""
+    return [float(sample["value"][1]) for sample in result]
+
+
+def finite_values(result: Sequence[dict]) -> list[float]:
+    return [v for v in values(result) if math.isfinite(v)]
+
+
+def rule_groups(base_url: str) -> list[dict]:
+    """`/api/v1/rules` groups (each with its rules, their health and lastError)."""
+    return _api(base_url, "/api/v1/rules")["groups"]
+
+
+def active_alerts(base_url: str) -> list[dict]:
+    """`/api/v1/alerts`: pending and firing alerts."""
+    return _api(base_url, "/api/v1/alerts")["alerts"]
+
+
+def targets(base_url: str) -> list[dict]:
+    return _api(base_url, "/api/v1/targets")["activeTargets"]
+
+
+# --- Grafana expressions -----------------------------------------------------------------------------
+
+
+def _duration(seconds: float) -> str:
+    return f"{round(seconds)}s" if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
+
+
+def grafana_expr_to_promql(expr: str, scrape_interval_s: float, range_s: float = 3600) -> str:
+    """Substitute the Grafana variables a panel query may use, as Grafana would for a dashboard whose
+    step is the scrape interval: `$__interval` = scrape interval, `$__rate_interval` = max(interval +
+    scrape interval, 4 * scrape interval), `$__range` = `range_s`. Unknown variables raise ValueError."""
+    rate_interval = max(2 * scrape_interval_s, 4 * scrape_interval_s)
+    substitutions = {
+        "__rate_interval": _duration(rate_interval),
+        "__interval_ms": str(round(scrape_interval_s * 1000)),
+        "__interval": _duration(scrape_interval_s),
+        "__range_ms": str(round(range_s * 1000)),
+        "__range_s": str(round(range_s)),
+        "__range": _duration(range_s),
+    }
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in substitutions:
+            raise ValueError(f"unknown Grafana variable ${name} in {expr!r}")
+        return substitutions[name]
+
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", replace, expr)
+
+
+def dashboard_exprs(dashboard: Mapping) -> list[tuple[str, str]]:
+    """(panel title, expr) for every target of every panel, rows' nested panels included, in order."""
+    out: list[tuple[str, str]] = []
+
+    def visit(panels: Sequence[Mapping]) -> None:
+        for panel in panels:
+            out.extend((panel.get("title", ""), t["expr"]) for t in panel.get("targets") or [] if "expr" in t)
+            visit(panel.get("panels") or [])
+
+    visit(dashboard.get("panels") or [])
+    return out
+
+
+# --- running Prometheus ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunningPrometheus:
+    base_url: str
+    directory: Path
+    log_path: Path
+
+    def query(self, expr: str) -> list[dict]:
+        return query(self.base_url, expr)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def prometheus_config(
+    scrape_targets: Sequence[str], job_name: str, scrape_interval_s: float, rule_globs: Sequence[str]
+) -> dict:
+    interval = _duration(scrape_interval_s)
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
+        "rule_files": list(rule_globs),
+        "scrape_configs": [{"job_name": job_name, "static_configs": [{"targets": list(scrape_targets)}]}],
+    }
+
+
+@contextmanager
+def running_prometheus(
+    rule_files: Mapping[str, str],
+    scrape_targets: Sequence[str],
+    job_name: str,
+    scrape_interval_s: float = 1.0,
+    startup_timeout: float = 60.0,
+    binary: str = "prometheus",
+) -> Iterator[RunningPrometheus]:
+    """Run the `prometheus` binary on a free 127.0.0.1 port with `rule_files` (name -> YAML) loaded and
+    `scrape_targets` ("host:port") scraped as `job_name`; yields once /-/ready answers; always stops it."""
+    executable = shutil.which(binary)
+    if executable is None:
+        raise RuntimeError(f"{binary} not found: install the Debian package prometheus (make system-deps)")
+    with tempfile.TemporaryDirectory(prefix="prometheus-test-") as tmp:
+        directory = Path(tmp)
+        rules_dir = directory / "rules"
+        rules_dir.mkdir()
+        for name, text in rule_files.items():
+            (rules_dir / name).write_text(text)
+        config = prometheus_config(scrape_targets, job_name, scrape_interval_s, [str(rules_dir / "*.yml")])
+        config_path = directory / "prometheus.yml"
+        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        port = free_port()
+        log_path = directory / "prometheus.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    executable,
+                    f"--config.file={config_path}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--log.level=warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        running = RunningPrometheus(f"http://127.0.0.1:{port}", directory, log_path)
+        try:
+
+            def ready() -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError(f"prometheus exited with {process.returncode}:\n{running.log()}")
+                return httpx.get(f"{running.base_url}/-/ready", timeout=2).status_code == 200
+
+            wait_for(ready, startup_timeout, what=f"prometheus on port {port}")
+            yield running
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
