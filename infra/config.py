@@ -1,0 +1,326 @@
+"""Stack configuration, read once into a frozen, typed `Settings` and validated before any resource.
+
+Every key lives in the `model-monitoring` namespace and has a default (spelled out in Pulumi.dev.yaml).
+A bad value stops the program with one error listing every offending key and its allowed values.
+"""
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+import pulumi
+
+from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
+
+NAMESPACE = "model-monitoring"
+
+ALERT_ENGINES = ("grafana", "prometheus", "both")
+
+# Prometheus duration syntax (units in descending order, each at most once).
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+# An image reference: no whitespace, not an option, [registry/]repo[:tag][@digest].
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*(?::[\w][\w.\-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration (RunError: Pulumi prints the message without a traceback)."""
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as "15s", "1h30m" or "15d"; ValueError if malformed."""
+    match = _DURATION.match(text)
+    if not text or not match:
+        raise ValueError(text)
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if n)
+
+
+def _duration(low: float, high: float) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not low <= parse_duration(text) <= high:
+            raise ValueError(text)
+        return text
+
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(text)
+    return lowered == "true"
+
+
+def _image(text: str) -> str:
+    if not _IMAGE.match(text):
+        raise ValueError(text)
+    return text
+
+
+def _ip_address(text: str) -> str:
+    return str(ipaddress.ip_address(text))
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(text)
+        return text
+
+    return parse
+
+
+def _webhook_url(text: str) -> str:
+    if text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(text)
+    return text
+
+
+def _user(text: str) -> str:
+    if not text or ":" in text or text != text.strip():
+        raise ValueError(text)
+    return text
+
+
+def _password(text: str) -> str:
+    if len(text) < 8 or text.lower() == "admin":
+        raise ValueError(text)
+    return text
+
+
+@dataclass(frozen=True)
+class _Key:
+    name: str
+    default: str | None
+    parse: Callable[[str], Any]
+    allowed: str
+    secret: bool = False
+
+
+def _threshold(name: str, attribute: str, allowed: str) -> _Key:
+    return _Key(name, repr(getattr(DEFAULT_SETTINGS, attribute)), _number, allowed)
+
+
+# Config key -> AlertSettings field (AlertSettings validates the ranges).
+THRESHOLD_FIELDS = {
+    "errorRateThreshold": "error_rate_threshold",
+    "latencyP95Seconds": "latency_p95_seconds",
+    "predictionShiftThreshold": "prediction_shift_threshold",
+    "featureDriftPsiThreshold": "feature_drift_psi_threshold",
+}
+
+# Every key, its default (as the string Pulumi stores) and its allowed values.
+KEYS: tuple[_Key, ...] = (
+    _Key("modelServerBaseImage", "python:3.11-slim", _image, "an image reference with Python >= 3.11"),
+    _Key("modelServerReplicas", "2", _integer(1, 16), "an integer from 1 to 16"),
+    _Key(
+        "modelServerHostPort",
+        "8000",
+        _integer(1, 65535),
+        "a port 1-65535 (replica i publishes port + i)",
+    ),
+    _Key("chaosEnabled", "false", _boolean, "true | false"),
+    _Key(
+        "prometheusImage",
+        "prom/prometheus:v2.53.4",
+        _image,
+        "an image reference such as prom/prometheus:v2.53.4",
+    ),
+    _Key("prometheusHostPort", "9090", _integer(1, 65535), "a port 1-65535"),
+    _Key("scrapeInterval", "15s", _duration(1, 60), "a Prometheus duration from 1s to 1m, e.g. 15s"),
+    _Key(
+        "retention",
+        "15d",
+        _duration(86400, 10 * 365 * 86400),
+        "a Prometheus duration of at least 1d (the prediction-shift alert compares with the day before), e.g. 15d",
+    ),
+    _Key(
+        "grafanaImage", "grafana/grafana:11.6.0", _image, "an image reference such as grafana/grafana:11.6.0"
+    ),
+    _Key("grafanaHostPort", "3000", _integer(1, 65535), "a port 1-65535"),
+    _Key("grafanaAdminUser", "admin", _user, "a non-empty user name without ':' or surrounding spaces"),
+    _Key(
+        "grafanaAdminPassword",
+        None,
+        _password,
+        "unset (a random password is generated) or a secret of at least 8 characters other than 'admin', "
+        "set with `pulumi config set --secret grafanaAdminPassword ...`",
+        secret=True,
+    ),
+    _Key("bindAddress", "127.0.0.1", _ip_address, "an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0"),
+    _Key("alertEngine", "grafana", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
+    _Key("webhookUrl", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
+    _threshold("errorRateThreshold", "error_rate_threshold", "a share of 5xx responses, 0 < x < 1"),
+    _threshold("latencyP95Seconds", "latency_p95_seconds", "seconds, x > 0"),
+    _threshold("predictionShiftThreshold", "prediction_shift_threshold", "0 < x < 1"),
+    _threshold("featureDriftPsiThreshold", "feature_drift_psi_threshold", "a PSI value, x > 0"),
+)
+KEYS_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated stack configuration."""
+
+    name_prefix: str  # "<project>-<stack>": Docker object names start with it
+    model_server_base_image: str
+    model_server_replicas: int
+    model_server_host_port: int
+    chaos_enabled: bool
+    prometheus_image: str
+    prometheus_host_port: int
+    scrape_interval: str
+    retention: str
+    grafana_image: str
+    grafana_host_port: int
+    grafana_admin_user: str
+    bind_address: str
+    alert_engine: str
+    alerts: AlertSettings
+    # Secrets: kept out of repr so they never reach a log.
+    grafana_admin_password: str | None = field(default=None, repr=False)
+    webhook_url: str = field(default="", repr=False)
+
+    @property
+    def client_host(self) -> str:
+        """Host part of the URLs users (and the Grafana provider) open: the bind address, or loopback."""
+        address = ipaddress.ip_address(self.bind_address)
+        if address.is_unspecified:
+            address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+        return f"[{address}]" if address.version == 6 else str(address)
+
+    @property
+    def grafana_alerts(self) -> bool:
+        return self.alert_engine in ("grafana", "both")
+
+    @property
+    def prometheus_alerts(self) -> bool:
+        return self.alert_engine in ("prometheus", "both")
+
+    def model_server_host_ports(self) -> list[int]:
+        return [self.model_server_host_port + i for i in range(self.model_server_replicas)]
+
+
+def _error(key: str, raw: str, detail: str = "") -> str:
+    shown = "<secret>" if KEYS_BY_NAME.get(key, _Key(key, None, str, "")).secret else repr(raw)
+    allowed = KEYS_BY_NAME[key].allowed if key in KEYS_BY_NAME else ""
+    return f"{NAMESPACE}:{key} = {shown} is invalid{detail}; allowed: {allowed}"
+
+
+def parse_settings(
+    raw: Mapping[str, str],
+    secret_keys: frozenset[str] = frozenset(),
+    name_prefix: str = "model-monitoring-dev",
+) -> Settings:
+    """Validate raw config values (key without namespace -> string) into Settings.
+
+    Raises ConfigError listing every invalid key with its allowed values.
+    """
+    errors: list[str] = []
+    unknown = sorted(set(raw) - set(KEYS_BY_NAME))
+    errors += [
+        f"{NAMESPACE}:{name} is not a known key; allowed keys: {', '.join(sorted(KEYS_BY_NAME))}"
+        for name in unknown
+    ]
+
+    values: dict[str, Any] = {}
+    for key in KEYS:
+        text = raw.get(key.name, key.default)
+        if text is None:
+            values[key.name] = None
+            continue
+        try:
+            values[key.name] = key.parse(text)
+        except ValueError:
+            errors.append(_error(key.name, text))
+            continue
+        if key.secret and key.name not in secret_keys:
+            errors.append(_error(key.name, text, " (stored in plain text)"))
+
+    for key_name, attribute in THRESHOLD_FIELDS.items():
+        if key_name in values:
+            try:
+                AlertSettings(**{attribute: values[key_name]})
+            except ValueError as exc:
+                errors.append(
+                    _error(key_name, raw.get(key_name, KEYS_BY_NAME[key_name].default), f" ({exc})")
+                )
+    errors += _port_conflicts(values)
+
+    if errors:
+        raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(errors))
+
+    alerts = AlertSettings(**{attribute: values[key] for key, attribute in THRESHOLD_FIELDS.items()})
+    names = {f.name for f in fields(Settings)}
+    plain = {_snake(k): v for k, v in values.items() if _snake(k) in names}
+    return Settings(name_prefix=name_prefix, alerts=alerts, **plain)
+
+
+def _port_conflicts(values: Mapping[str, Any]) -> list[str]:
+    if not all(
+        isinstance(values.get(k), int)
+        for k in ("modelServerHostPort", "modelServerReplicas", "prometheusHostPort", "grafanaHostPort")
+    ):
+        return []  # already reported
+    first, replicas = values["modelServerHostPort"], values["modelServerReplicas"]
+    model_ports = range(first, first + replicas)
+    errors = []
+    if model_ports[-1] > 65535:
+        errors.append(
+            _error(
+                "modelServerHostPort", str(first), f" (replica ports {first}-{model_ports[-1]} exceed 65535)"
+            )
+        )
+    for key in ("prometheusHostPort", "grafanaHostPort"):
+        port = values[key]
+        if port in model_ports:
+            detail = f" (collides with the model-server ports {first}-{model_ports[-1]})"
+            errors.append(_error(key, str(port), detail))
+    if values["prometheusHostPort"] == values["grafanaHostPort"]:
+        errors.append(
+            _error("grafanaHostPort", str(values["grafanaHostPort"]), " (same as prometheusHostPort)")
+        )
+    return errors
+
+
+def _snake(camel: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
+
+
+def _namespace_keys() -> set[str]:
+    """Every key set in the stack's `model-monitoring` namespace (to reject typos)."""
+    prefix = f"{NAMESPACE}:"
+    present = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CONFIG.get())
+    return {k[len(prefix) :] for k in present if k.startswith(prefix)}
+
+
+def load_settings() -> Settings:
+    """Read the `model-monitoring` namespace of the running stack's config and validate it."""
+    config = pulumi.Config(NAMESPACE)
+    names = _namespace_keys() | set(KEYS_BY_NAME)
+    raw = {name: value for name in sorted(names) if (value := config.get(name)) is not None}
+    secret = frozenset(name for name in raw if pulumi.runtime.is_config_secret(config.full_key(name)))
+    return parse_settings(raw, secret, name_prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}")

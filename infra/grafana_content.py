@@ -1,0 +1,129 @@
+"""GrafanaContent: data source, folder, dashboard, alert rules and (optionally) a webhook, via the Grafana API."""
+
+import json
+import re
+from dataclasses import dataclass
+
+import pulumi
+import pulumiverse_grafana as grafana
+
+from dashboards.alerts import grafana_rule_groups
+from dashboards.dashboard import dashboard_json
+from dashboards.settings import DATASOURCE_UID, AlertSettings
+
+FOLDER_UID = "model-monitoring"
+FOLDER_TITLE = "Model monitoring"
+DATASOURCE_NAME = "Prometheus (model monitoring)"
+CONTACT_POINT_NAME = "model-monitoring-webhook"
+# Alerts are grouped per rule and folder, so one notification names one problem.
+_GROUP_BY = ["alertname", "grafana_folder"]
+
+
+@dataclass(frozen=True)
+class GrafanaContentArgs:
+    grafana_url: str  # how this program reaches Grafana (the published port)
+    admin_user: str
+    admin_password: pulumi.Input[str]
+    grafana_container: pulumi.Resource  # the provider waits for it (created with wait=True: healthy)
+    prometheus_url: str  # how Grafana reaches Prometheus (on the Docker network)
+    scrape_interval: str
+    alerts: AlertSettings
+    alert_rules: bool  # Grafana-managed alert rules
+    webhook_url: pulumi.Input[str] | None  # None: no contact point / notification policy
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+class GrafanaContent(pulumi.ComponentResource):
+    """Everything inside Grafana, managed through a provider bound to this stack's Grafana."""
+
+    provider: grafana.Provider
+    data_source: grafana.oss.DataSource
+    folder: grafana.oss.Folder
+    dashboard: grafana.oss.Dashboard
+    rule_groups: list[grafana.alerting.RuleGroup]
+    contact_point: grafana.alerting.ContactPoint | None
+    notification_policy: grafana.alerting.NotificationPolicy | None
+    dashboard_url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: GrafanaContentArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("model-monitoring:index:GrafanaContent", name, None, opts)
+
+        self.provider = grafana.Provider(
+            f"{name}-provider",
+            url=args.grafana_url,
+            auth=pulumi.Output.secret(pulumi.Output.concat(args.admin_user, ":", args.admin_password)),
+            retries=10,
+            retry_wait=2,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.grafana_container]),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        self.data_source = grafana.oss.DataSource(
+            f"{name}-prometheus",
+            type="prometheus",
+            name=DATASOURCE_NAME,
+            uid=DATASOURCE_UID,
+            url=args.prometheus_url,
+            access_mode="proxy",
+            is_default=True,
+            # timeInterval = scrape interval: Grafana's $__rate_interval then spans enough samples.
+            json_data_encoded=json.dumps(
+                {"httpMethod": "POST", "timeInterval": args.scrape_interval}, sort_keys=True
+            ),
+            opts=child,
+        )
+        self.folder = grafana.oss.Folder(f"{name}-folder", title=FOLDER_TITLE, uid=FOLDER_UID, opts=child)
+        # Panels and rules name the data source by its fixed UID: wait until it exists.
+        after_data_source = pulumi.ResourceOptions(
+            parent=self, provider=self.provider, depends_on=[self.data_source]
+        )
+
+        self.dashboard = grafana.oss.Dashboard(
+            f"{name}-dashboard",
+            config_json=dashboard_json(DATASOURCE_UID, args.alerts),
+            folder=self.folder.uid,
+            overwrite=True,
+            opts=after_data_source,
+        )
+        self.dashboard_url = self.dashboard.uid.apply(lambda uid: f"{args.grafana_url}/d/{uid}")
+
+        self.rule_groups = []
+        if args.alert_rules:
+            for group in grafana_rule_groups(DATASOURCE_UID, args.alerts):
+                self.rule_groups.append(
+                    grafana.alerting.RuleGroup(
+                        f"{name}-rules-{_slug(group['name'])}",
+                        folder_uid=self.folder.uid,
+                        **group,
+                        opts=after_data_source,
+                    )
+                )
+
+        self.contact_point = None
+        self.notification_policy = None
+        if args.webhook_url is not None:
+            self.contact_point = grafana.alerting.ContactPoint(
+                f"{name}-webhook",
+                name=CONTACT_POINT_NAME,
+                webhooks=[
+                    grafana.alerting.ContactPointWebhookArgs(url=pulumi.Output.secret(args.webhook_url))
+                ],
+                opts=child,
+            )
+            # One policy per organisation: this stack owns the root policy of its own Grafana.
+            self.notification_policy = grafana.alerting.NotificationPolicy(
+                f"{name}-notification-policy",
+                contact_point=self.contact_point.name,
+                group_bies=_GROUP_BY,
+                group_wait="30s",
+                group_interval="5m",
+                repeat_interval="4h",
+                opts=child,
+            )
+
+        self.register_outputs({"dashboardUrl": self.dashboard_url})

@@ -1,0 +1,97 @@
+"""ModelServer: the model-server image built from this checkout and N replicas on the monitoring network."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker as docker
+
+from server import contract
+
+# Build inputs resolved from this file, never from the working directory (Pulumi runs us from infra/).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO_ROOT / "server" / "Dockerfile"
+
+# Replica i answers on the network as "model-server-i"; Prometheus scrapes exactly these names.
+ALIAS_PREFIX = "model-server"
+
+# The image ships Python, so the healthcheck needs no curl/wget.
+_HEALTHCHECK = (
+    "import sys, urllib.request; "
+    f"sys.exit(urllib.request.urlopen('http://127.0.0.1:{contract.SERVER_PORT}/health', timeout=3).status != 200)"
+)
+
+
+def replica_alias(index: int) -> str:
+    return f"{ALIAS_PREFIX}-{index}"
+
+
+@dataclass(frozen=True)
+class ModelServerArgs:
+    name_prefix: str  # Docker object names start with it ("model-monitoring-dev")
+    network_name: pulumi.Input[str]
+    base_image: str  # the Dockerfile's BASE_IMAGE build arg
+    replicas: int
+    bind_address: str
+    host_ports: list[int]  # one per replica
+    chaos_enabled: bool
+
+
+class ModelServer(pulumi.ComponentResource):
+    """Builds the image and runs `replicas` containers of it, each with a stable network alias."""
+
+    image: docker.Image
+    containers: list[docker.Container]
+    aliases: list[str]
+    image_digest: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("model-monitoring:index:ModelServer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.image = docker.Image(
+            f"{name}-image",
+            image_name=f"{args.name_prefix}-{name}:latest",
+            build=docker.DockerBuildArgs(
+                context=str(REPO_ROOT),
+                dockerfile=str(DOCKERFILE),
+                args={"BASE_IMAGE": args.base_image},
+            ),
+            skip_push=True,
+            opts=child,
+        )
+        # With skip_push, repo_digest is the local image id: a new build replaces the containers.
+        self.image_digest = self.image.repo_digest
+
+        self.aliases = [replica_alias(i) for i in range(args.replicas)]
+        self.containers = [
+            docker.Container(
+                f"{name}-{i}",
+                name=f"{args.name_prefix}-{name}-{i}",
+                image=self.image_digest,
+                envs=[f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}"],
+                networks_advanced=[
+                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[alias]),
+                ],
+                ports=[
+                    docker.ContainerPortArgs(
+                        internal=contract.SERVER_PORT, external=host_port, ip=args.bind_address
+                    ),
+                ],
+                healthcheck=docker.ContainerHealthcheckArgs(
+                    tests=["CMD", "python", "-c", _HEALTHCHECK],
+                    interval="10s",
+                    timeout="5s",
+                    start_period="10s",
+                    retries=3,
+                ),
+                restart="unless-stopped",
+                wait=True,
+                wait_timeout=120,
+                # The container name is fixed, so the old one must go before its replacement starts.
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            )
+            for i, (alias, host_port) in enumerate(zip(self.aliases, args.host_ports, strict=True))
+        ]
+
+        self.register_outputs({"imageDigest": self.image_digest, "aliases": self.aliases})

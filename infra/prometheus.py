@@ -1,0 +1,141 @@
+"""Prometheus: scrape config generated from the metric contract, rule files from dashboards/, a TSDB volume."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import pulumi
+import pulumi_docker as docker
+import yaml
+
+from infra.config import parse_duration
+from server import contract
+
+PORT = 9090
+ALIAS = "prometheus"  # its name on the monitoring network (Grafana's data source URL uses it)
+CONFIG_DIR = PurePosixPath("/etc/prometheus")
+CONFIG_FILE = CONFIG_DIR / "prometheus.yml"
+RULES_DIR = "rules"  # relative to the config file, so `promtool check config` works on a copy
+DATA_DIR = "/prometheus"
+# Prometheus refuses a scrape timeout longer than the interval.
+_MAX_SCRAPE_TIMEOUT_SECONDS = 10
+
+
+def internal_url() -> str:
+    """Prometheus as seen from other containers on the network."""
+    return f"http://{ALIAS}:{PORT}"
+
+
+def scrape_config(targets: Sequence[str], scrape_interval: str, rule_files: Sequence[str]) -> str:
+    """prometheus.yml: one `model-server` job scraping `targets` (host:port), plus the rule files."""
+    interval = parse_duration(scrape_interval)
+    timeout = (
+        scrape_interval if interval <= _MAX_SCRAPE_TIMEOUT_SECONDS else f"{_MAX_SCRAPE_TIMEOUT_SECONDS}s"
+    )
+    document = {
+        "global": {
+            "scrape_interval": scrape_interval,
+            "scrape_timeout": timeout,
+            "evaluation_interval": scrape_interval,
+        },
+        "rule_files": [f"{RULES_DIR}/{name}" for name in sorted(rule_files)],
+        "scrape_configs": [
+            {
+                "job_name": contract.JOB_NAME,
+                "metrics_path": contract.METRICS_PATH,
+                "static_configs": [{"targets": list(targets)}],
+            }
+        ],
+    }
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def recording_rules_only(rule_file: str) -> str | None:
+    """The rule file without its alerting rules (None when nothing is left)."""
+    document = yaml.safe_load(rule_file) or {}
+    groups = []
+    for group in document.get("groups", []):
+        rules = [rule for rule in group.get("rules", []) if "record" in rule]
+        if rules:
+            groups.append({**group, "rules": rules})
+    return yaml.safe_dump({"groups": groups}, sort_keys=False) if groups else None
+
+
+def select_rule_files(rule_files: Mapping[str, str], alerting_rules: bool) -> dict[str, str]:
+    """The rule files Prometheus loads: recording rules always (Grafana queries them), alerts on request."""
+    selected = {}
+    for name, text in sorted(rule_files.items()):
+        if PurePosixPath(name).name != name or not name.endswith((".yml", ".yaml")):
+            raise ValueError(f"rule file name {name!r} must be a plain *.yml / *.yaml file name")
+        kept = text if alerting_rules else recording_rules_only(text)
+        if kept is not None:
+            selected[name] = kept
+    return selected
+
+
+@dataclass(frozen=True)
+class PrometheusArgs:
+    name_prefix: str  # Docker object names start with it
+    network_name: pulumi.Input[str]
+    image: str
+    bind_address: str
+    host_port: int
+    scrape_interval: str
+    retention: str
+    scrape_targets: Sequence[str]  # "alias:port" of every model-server replica
+    rule_files: Mapping[str, str]  # file name -> rule file YAML (recording rules + alerts)
+    alerting_rules: bool  # False: keep only the recording rules
+
+
+class Prometheus(pulumi.ComponentResource):
+    """Prometheus in a container: generated config and rules uploaded, TSDB on a named volume."""
+
+    config_yaml: str
+    rule_files: dict[str, str]
+    volume: docker.Volume
+    container: docker.Container
+
+    def __init__(self, name: str, args: PrometheusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("model-monitoring:index:Prometheus", name, None, opts)
+
+        self.rule_files = select_rule_files(args.rule_files, args.alerting_rules)
+        self.config_yaml = scrape_config(args.scrape_targets, args.scrape_interval, list(self.rule_files))
+        uploads = [docker.ContainerUploadArgs(file=str(CONFIG_FILE), content=self.config_yaml)] + [
+            docker.ContainerUploadArgs(file=str(CONFIG_DIR / RULES_DIR / file_name), content=text)
+            for file_name, text in self.rule_files.items()
+        ]
+
+        self.volume = docker.Volume(
+            f"{name}-data",
+            name=f"{args.name_prefix}-{name}-data",
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.container = docker.Container(
+            name,
+            name=f"{args.name_prefix}-{name}",
+            image=args.image,
+            # Explicit arguments: any image whose entrypoint is the prometheus binary works.
+            command=[
+                f"--config.file={CONFIG_FILE}",
+                f"--storage.tsdb.path={DATA_DIR}",
+                f"--storage.tsdb.retention.time={args.retention}",
+                f"--web.listen-address=:{PORT}",
+            ],
+            uploads=uploads,
+            volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_DIR)],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
+            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/-/healthy"],
+                interval="10s",
+                timeout="5s",
+                start_period="10s",
+                retries=3,
+            ),
+            restart="unless-stopped",
+            wait=True,
+            wait_timeout=120,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+
+        self.register_outputs({"containerName": self.container.name, "volumeName": self.volume.name})
