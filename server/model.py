@@ -48,6 +48,25 @@ def _sigmoid(z: float) -> float:
     return e / (1.0 + e)
 
 
+_SCALE = 2.0**600
+
+
+def _linear(row: Sequence[float], weights: Sequence[float], bias: float) -> float:
+    """``row . weights + bias`` for any finite inputs, even when a product overflows a float."""
+    terms = [x * c for x, c in zip(row, weights, strict=True)]
+    terms.append(bias)
+    try:
+        z = math.fsum(terms)
+    except (OverflowError, ValueError):  # inf - inf, or an overflowing partial sum
+        z = math.nan
+    if math.isfinite(z):
+        return z
+    # Sum again scaled down; the result may still be +-inf, where the sigmoid saturates cleanly.
+    scaled = [(x / _SCALE) * c for x, c in zip(row, weights, strict=True)]
+    scaled.append(bias / _SCALE)
+    return math.fsum(scaled) * _SCALE
+
+
 @dataclass(frozen=True)
 class LogisticRegression:
     name: str
@@ -59,7 +78,7 @@ class LogisticRegression:
 
     def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
         w, b = self.weights, self.bias
-        return [_sigmoid(math.fsum(x * c for x, c in zip(row, w, strict=True)) + b) for row in rows]
+        return [_sigmoid(_linear(row, w, b)) for row in rows]
 
 
 def _finite_floats(path: Path, key: str, value: Any, length: int) -> tuple[float, ...]:

@@ -29,6 +29,16 @@ def test_predictions_are_probabilities_and_follow_the_weights():
     assert p[3] == pytest.approx(0.0)
 
 
+def test_products_that_overflow_a_float_still_give_a_probability():
+    model = load_model(DEFAULT_MODEL_PATH)
+    # Found by schemathesis: each product overflows to +-inf and a naive sum gives inf - inf = nan.
+    cancelling = [0.0, 6.03892491092851e307, 9.93560724142184e307]
+    huge = [1.7e308, -1.7e308, 1.7e308]
+    p_cancel, p_huge, p_low = model.predict([cancelling, huge, [-x for x in huge]])
+    assert 0.0 <= p_cancel <= 1.0
+    assert (p_huge, p_low) == (1.0, 0.0)
+
+
 def test_training_reproduces_the_shipped_artifact(tmp_path):
     out = tmp_path / "model.json"
     subprocess.run([sys.executable, "server/model/train.py", "--out", str(out)], cwd=REPO, check=True)
