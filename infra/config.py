@@ -155,7 +155,7 @@ KEYS: tuple[_Key, ...] = (
         "retention",
         "15d",
         _duration(86400, 10 * 365 * 86400),
-        "a Prometheus duration of at least 1d (the prediction-shift alert compares with the day before), e.g. 15d",
+        "a Prometheus duration of at least 1d, e.g. 15d (the prediction-shift alert looks a day back)",
     ),
     _Key(
         "grafanaImage", "grafana/grafana:11.6.0", _image, "an image reference such as grafana/grafana:11.6.0"

@@ -1,4 +1,4 @@
-"""GrafanaContent: data source, folder, dashboard, alert rules and (optionally) a webhook, via the Grafana API."""
+"""GrafanaContent: data source, folder, dashboard, alert rules and an optional webhook via the Grafana API."""
 
 import json
 import re

@@ -18,7 +18,8 @@ ALIAS_PREFIX = "model-server"
 # The image ships Python, so the healthcheck needs no curl/wget.
 _HEALTHCHECK = (
     "import sys, urllib.request; "
-    f"sys.exit(urllib.request.urlopen('http://127.0.0.1:{contract.SERVER_PORT}/health', timeout=3).status != 200)"
+    f"response = urllib.request.urlopen('http://127.0.0.1:{contract.SERVER_PORT}/health', timeout=3); "
+    "sys.exit(response.status != 200)"
 )
 
 

@@ -1,4 +1,4 @@
-"""Prometheus: scrape config generated from the metric contract, rule files from dashboards/, a TSDB volume."""
+"""Prometheus: scrape config generated from the metric contract, rule files from dashboards/, TSDB volume."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass

@@ -50,8 +50,6 @@ RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup"
 CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint"
 NOTIFICATION_POLICY = "grafana:alerting/notificationPolicy:NotificationPolicy"
 
-_SECRET_SIG = rpc._special_sig_key  # noqa: SLF001  (the wire format of a secret, stable across SDKs)
-
 
 def is_secret(value: Any) -> bool:
     """True when `value` is a wrapped secret as the engine receives it."""
@@ -175,7 +173,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[Resource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -223,9 +221,6 @@ def _like_pulumi() -> Iterator[None]:
     saved_cwd, saved_path = os.getcwd(), list(sys.path)
     root = str(REPO_ROOT)
     sys.path[:] = [p for p in sys.path if p not in ("", ".", root) and os.path.abspath(p) != root]
-    # Re-import the program's own modules, so each run starts from fresh module state.
-    for module in [m for m in sys.modules if m == "infra" or m.startswith("infra.")]:
-        del sys.modules[module]
     os.chdir(PROGRAM_DIR)
     try:
         yield
@@ -269,11 +264,12 @@ def run_program(
         root = pulumi_settings.get_root_resource()
 
         def program() -> None:
-            with _like_pulumi():
-                # A directory, as the language host passes it: its __main__.py runs with it on sys.path.
-                runpy.run_path(str(PROGRAM_DIR), run_name="__main__")
+            # A directory, as the language host passes it: its __main__.py runs with it on sys.path.
+            runpy.run_path(str(PROGRAM_DIR), run_name="__main__")
 
-        loop.run_until_complete(run_pulumi_func(program))
+        # Resources register asynchronously: keep the program's environment until every RPC is done.
+        with _like_pulumi():
+            loop.run_until_complete(run_pulumi_func(program))
         outputs, secret_outputs = loop.run_until_complete(_resolve_outputs(root.outputs))
     finally:
         pulumi.runtime.set_all_config({}, [])

@@ -1,0 +1,436 @@
+"""The real Pulumi program under mocks: what `pulumi up` would create, asserted on the declared inputs."""
+
+import json
+import os
+import sys
+
+import pytest
+import yaml
+
+from dashboards.alerts import prometheus_rule_files
+from dashboards.settings import DATASOURCE_UID, AlertSettings
+from infra.config import ConfigError
+from server import contract
+from tests.support.pulumi_mocks import (
+    CONTACT_POINT,
+    CONTAINER,
+    DASHBOARD,
+    DATA_SOURCE,
+    FOLDER,
+    GRAFANA_PROVIDER,
+    IMAGE,
+    NETWORK,
+    NOTIFICATION_POLICY,
+    RANDOM_PASSWORD,
+    REPO_ROOT,
+    RULE_GROUP,
+    VOLUME,
+    Program,
+    contains_secret,
+    is_secret,
+    reveal,
+    run_program,
+)
+
+COMPONENTS = {
+    "model-monitoring:index:ModelServer",
+    "model-monitoring:index:Prometheus",
+    "model-monitoring:index:Grafana",
+    "model-monitoring:index:GrafanaContent",
+}
+WEBHOOK = "https://hooks.example.com/services/T000/B000/secret-token"
+
+
+@pytest.fixture(scope="module")
+def program() -> Program:
+    return run_program()
+
+
+def _container(program: Program, name: str):
+    return program.one(CONTAINER, name)
+
+
+def _prometheus_config(program: Program) -> dict:
+    uploads = _container(program, "prometheus").plain_inputs["uploads"]
+    (config,) = [u["content"] for u in uploads if u["file"] == "/etc/prometheus/prometheus.yml"]
+    return yaml.safe_load(config)
+
+
+def _model_server_containers(program: Program):
+    return sorted(
+        (r for r in program.of_type(CONTAINER) if r.name.startswith("model-server-")), key=lambda r: r.name
+    )
+
+
+def _walk(value):
+    """Every dict nested anywhere in a JSON-like value."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+# --- structure -------------------------------------------------------------------------------------------
+
+
+def test_components_own_their_resources_and_names_derive_from_the_component(program):
+    components = {r.type_: r for r in program.resources if r.type_ in COMPONENTS}
+    assert set(components) == COMPONENTS
+    for component in components.values():
+        children = program.children(component)
+        assert children, component.name
+        for child in children:
+            assert child.name.startswith(component.name), (component.name, child.name)
+            if "name" in child.inputs and child.type_ in (CONTAINER, VOLUME):
+                assert child.inputs["name"] == f"model-monitoring-dev-{child.name}"
+
+
+def test_one_network_and_every_container_on_it(program):
+    (network,) = program.of_type(NETWORK)
+    containers = program.of_type(CONTAINER)
+    assert len(containers) == 2 + 2  # two model-server replicas (the default), Prometheus, Grafana
+    for container in containers:
+        (attachment,) = container.inputs["networksAdvanced"]
+        assert attachment["name"] == network.outputs["name"] == "model-monitoring-dev"
+        assert network.urn in container.depends_on
+
+
+def test_prometheus_scrapes_exactly_the_replica_aliases_on_the_contract_port(program):
+    aliases = [c.inputs["networksAdvanced"][0]["aliases"] for c in _model_server_containers(program)]
+    assert aliases == [["model-server-0"], ["model-server-1"]]
+    (job,) = _prometheus_config(program)["scrape_configs"]
+    assert job["job_name"] == contract.JOB_NAME
+    assert job["metrics_path"] == contract.METRICS_PATH
+    (static,) = job["static_configs"]
+    assert static["targets"] == [f"{a[0]}:{contract.SERVER_PORT}" for a in aliases]
+
+
+def test_every_published_port_is_bound_to_the_bind_address(program):
+    published = {}
+    for container in program.of_type(CONTAINER):
+        for port in container.inputs["ports"]:
+            assert port["ip"] == "127.0.0.1"
+            published[container.name] = (int(port["internal"]), int(port["external"]))
+    assert published == {
+        "model-server-0": (contract.SERVER_PORT, 8000),
+        "model-server-1": (contract.SERVER_PORT, 8001),
+        "prometheus": (9090, 9090),
+        "grafana": (3000, 3000),
+    }
+    exposed = run_program({"bindAddress": "0.0.0.0"})
+    assert {p["ip"] for c in exposed.of_type(CONTAINER) for p in c.inputs["ports"]} == {"0.0.0.0"}
+    # Users (and the Grafana provider) still connect through loopback.
+    assert exposed.outputs["grafanaUrl"] == "http://127.0.0.1:3000"
+
+
+def test_prometheus_and_grafana_keep_their_data_on_named_volumes(program):
+    volumes = {v.name: v.inputs["name"] for v in program.of_type(VOLUME)}
+    assert volumes == {
+        "prometheus-data": "model-monitoring-dev-prometheus-data",
+        "grafana-data": "model-monitoring-dev-grafana-data",
+    }
+    assert _container(program, "prometheus").inputs["volumes"] == [
+        {"volumeName": volumes["prometheus-data"], "containerPath": "/prometheus"}
+    ]
+    assert _container(program, "grafana").inputs["volumes"] == [
+        {"volumeName": volumes["grafana-data"], "containerPath": "/var/lib/grafana"}
+    ]
+    command = _container(program, "prometheus").inputs["command"]
+    assert "--storage.tsdb.path=/prometheus" in command
+    assert "--storage.tsdb.retention.time=15d" in command
+
+
+def test_every_container_has_a_healthcheck_restart_policy_and_waits_until_healthy(program):
+    for container in program.of_type(CONTAINER):
+        inputs = container.plain_inputs
+        assert inputs["healthcheck"]["tests"][0] in ("CMD", "CMD-SHELL"), container.name
+        assert inputs["restart"] == "unless-stopped"
+        assert inputs["wait"] is True
+        # Fixed container names: the old container must go before the replacement starts.
+        assert container.options["deleteBeforeReplace"] is True
+    assert "/api/health" in _container(program, "grafana").inputs["healthcheck"]["tests"][1]
+    assert "/-/healthy" in " ".join(_container(program, "prometheus").inputs["healthcheck"]["tests"])
+
+
+def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(program):
+    image = program.one(IMAGE)
+    build = image.inputs["build"]
+    # Absolute and independent of the working directory (Pulumi runs the program from infra/).
+    assert build["context"] == str(REPO_ROOT)
+    assert build["dockerfile"] == str(REPO_ROOT / "server" / "Dockerfile")
+    assert (REPO_ROOT / "server" / "Dockerfile").is_file()
+    assert build["args"] == {"BASE_IMAGE": "python:3.11-slim"}
+    assert image.inputs["skipPush"] is True
+    for container in _model_server_containers(program):
+        assert container.inputs["image"] == image.outputs["repoDigest"]
+        assert image.urn in container.depends_on
+        assert container.inputs["envs"] == ["MODEL_CHAOS_ENABLED=false"]
+    assert program.outputs["modelServerImage"] == image.outputs["repoDigest"]
+    chaos = run_program({"chaosEnabled": "true", "modelServerBaseImage": "registry.local/python:3.12"})
+    assert chaos.one(IMAGE).inputs["build"]["args"] == {"BASE_IMAGE": "registry.local/python:3.12"}
+    assert {tuple(c.inputs["envs"]) for c in _model_server_containers(chaos)} == {
+        ("MODEL_CHAOS_ENABLED=true",)
+    }
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_n_replicas_give_n_containers_and_n_scrape_targets(replicas):
+    program = run_program({"modelServerReplicas": str(replicas), "modelServerHostPort": "18000"})
+    containers = _model_server_containers(program)
+    assert [c.inputs["networksAdvanced"][0]["aliases"] for c in containers] == [
+        [f"model-server-{i}"] for i in range(replicas)
+    ]
+    assert [int(c.inputs["ports"][0]["external"]) for c in containers] == [18000 + i for i in range(replicas)]
+    targets = _prometheus_config(program)["scrape_configs"][0]["static_configs"][0]["targets"]
+    assert targets == [f"model-server-{i}:{contract.SERVER_PORT}" for i in range(replicas)]
+    assert program.outputs["modelServerUrls"] == [f"http://127.0.0.1:{18000 + i}" for i in range(replicas)]
+
+
+# --- secrets ---------------------------------------------------------------------------------------------
+
+
+def test_generated_admin_password_is_a_secret_everywhere(program):
+    password = program.one(RANDOM_PASSWORD).outputs["result"]
+    assert program.outputs["grafanaAdminPassword"] == password
+    assert program.secret_outputs == {"grafanaAdminPassword"}
+    plain_outputs = {k: v for k, v in program.outputs.items() if k not in program.secret_outputs}
+    assert password not in json.dumps(plain_outputs)
+
+    envs = _container(program, "grafana").inputs["envs"]
+    assert contains_secret(envs)
+    assert f"GF_SECURITY_ADMIN_PASSWORD={password}" in reveal(envs)
+    assert "GF_SECURITY_ADMIN_USER=admin" in reveal(envs)
+    auth = program.one(GRAFANA_PROVIDER).inputs["auth"]
+    assert is_secret(auth)
+    assert reveal(auth) == f"admin:{password}"
+    # Nowhere in plain text: every resource input holding it is wrapped as a secret.
+    for resource in program.resources:
+        for key, value in resource.inputs.items():
+            if password in json.dumps(reveal(value)):
+                assert contains_secret(value), (resource.name, key)
+
+
+def test_configured_admin_password_replaces_the_generated_one():
+    program = run_program({"grafanaAdminPassword": "correct-horse-battery"})
+    assert program.of_type(RANDOM_PASSWORD) == []
+    assert program.outputs["grafanaAdminPassword"] == "correct-horse-battery"
+    assert "grafanaAdminPassword" in program.secret_outputs
+    assert reveal(program.one(GRAFANA_PROVIDER).inputs["auth"]) == "admin:correct-horse-battery"
+    assert is_secret(program.one(GRAFANA_PROVIDER).inputs["auth"])
+
+
+# --- Grafana content -------------------------------------------------------------------------------------
+
+
+def test_grafana_provider_targets_the_container_and_waits_for_it(program):
+    provider = program.one(GRAFANA_PROVIDER)
+    grafana = _container(program, "grafana")
+    assert grafana.urn in provider.depends_on
+    assert provider.inputs["url"] == "http://127.0.0.1:3000" == program.outputs["grafanaUrl"]
+    assert int(provider.inputs["retries"]) > 0
+    grafana_types = (DATA_SOURCE, FOLDER, DASHBOARD, RULE_GROUP, CONTACT_POINT, NOTIFICATION_POLICY)
+    managed = [r for r in program.resources if r.type_ in grafana_types]
+    assert managed
+    for resource in managed:
+        assert program.provider_of(resource) is provider, resource.name
+
+
+def test_data_source_has_the_fixed_uid_and_the_scrape_interval(program):
+    data_source = program.one(DATA_SOURCE)
+    assert data_source.inputs["uid"] == DATASOURCE_UID
+    assert data_source.inputs["type"] == "prometheus"
+    assert data_source.inputs["url"] == "http://prometheus:9090"
+    assert _container(program, "prometheus").inputs["networksAdvanced"][0]["aliases"] == ["prometheus"]
+    assert json.loads(data_source.inputs["jsonDataEncoded"])["timeInterval"] == "15s"
+    other = run_program({"scrapeInterval": "5s"})
+    assert json.loads(other.one(DATA_SOURCE).inputs["jsonDataEncoded"])["timeInterval"] == "5s"
+    assert _prometheus_config(other)["global"]["scrape_interval"] == "5s"
+
+
+def test_every_panel_and_every_alert_query_uses_the_data_source_uid(program):
+    dashboard = json.loads(program.one(DASHBOARD).inputs["configJson"])
+    panels = [p for p in _walk(dashboard.get("panels", [])) if "targets" in p]
+    assert panels
+    for panel in panels:
+        assert panel["datasource"]["uid"] == DATASOURCE_UID, panel.get("title")
+        for target in panel["targets"]:
+            assert target.get("datasource", {"uid": DATASOURCE_UID})["uid"] == DATASOURCE_UID
+    assert program.one(DASHBOARD).inputs["folder"] == program.one(FOLDER).outputs["uid"]
+
+    groups = program.of_type(RULE_GROUP)
+    assert groups
+    for group in groups:
+        assert group.inputs["folderUid"] == program.one(FOLDER).outputs["uid"]
+        for rule in group.inputs["rules"]:
+            for data in rule["datas"]:
+                model = json.loads(data["model"])
+                if data["datasourceUid"] == "__expr__":
+                    assert model.get("datasource", {"uid": "__expr__"})["uid"] == "__expr__"
+                else:
+                    assert data["datasourceUid"] == DATASOURCE_UID
+                    assert model.get("datasource", {"uid": DATASOURCE_UID})["uid"] == DATASOURCE_UID
+
+
+def test_rule_groups_are_valid_and_carry_the_contract_alerts(program):
+    names = []
+    for group in program.of_type(RULE_GROUP):
+        assert int(group.inputs["intervalSeconds"]) % 10 == 0
+        for rule in group.inputs["rules"]:
+            ref_ids = [d["refId"] for d in rule["datas"]]
+            assert len(ref_ids) == len(set(ref_ids))
+            assert rule["condition"] in ref_ids, rule["name"]
+            for data in rule["datas"]:
+                model = json.loads(data["model"])
+                # Expressions only refer to nodes of the same rule.
+                if model.get("type") in ("reduce", "threshold", "math"):
+                    referenced = model.get("expression", "").lstrip("$")
+                    assert referenced in ref_ids, (rule["name"], model)
+                assert data["relativeTimeRange"]["to"] == 0
+            assert rule["labels"]["severity"] in ("critical", "warning")
+            assert {"summary", "description"} <= set(rule["annotations"])
+            names.append(rule["name"])
+    assert sorted(names) == sorted(
+        [
+            contract.ALERT_SERVER_DOWN,
+            contract.ALERT_HIGH_ERROR_RATE,
+            contract.ALERT_HIGH_LATENCY,
+            contract.ALERT_PREDICTION_SHIFT,
+            contract.ALERT_FEATURE_DRIFT,
+        ]
+    )
+
+
+def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
+    custom = {"errorRateThreshold": "0.2", "latencyP95Seconds": "1.5", "alertEngine": "both"}
+    program = run_program(custom)
+    settings = AlertSettings(error_rate_threshold=0.2, latency_p95_seconds=1.5)
+    rule_files = prometheus_rule_files(settings)
+    uploads = {u["file"]: u["content"] for u in _container(program, "prometheus").plain_inputs["uploads"]}
+    for name, text in rule_files.items():
+        assert uploads[f"/etc/prometheus/rules/{name}"] == text
+    default = run_program()
+    assert program.one(DASHBOARD).inputs["configJson"] != default.one(DASHBOARD).inputs["configJson"]
+    rules = json.dumps([g.inputs["rules"] for g in program.of_type(RULE_GROUP)])
+    assert "0.2" in rules
+    assert "1.5" in rules
+
+
+@pytest.mark.parametrize(
+    ("engine", "grafana_rules", "prometheus_alerts"),
+    [("grafana", True, False), ("prometheus", False, True), ("both", True, True)],
+)
+def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheus_alerts):
+    program = run_program({"alertEngine": engine})
+    assert bool(program.of_type(RULE_GROUP)) is grafana_rules
+    config = _prometheus_config(program)
+    uploads = {u["file"]: u["content"] for u in _container(program, "prometheus").plain_inputs["uploads"]}
+    rule_files = [f"/etc/prometheus/{path}" for path in config["rule_files"]]
+    assert sorted(rule_files) == sorted(f for f in uploads if f.startswith("/etc/prometheus/rules/"))
+    rules = [rule for f in rule_files for g in yaml.safe_load(uploads[f])["groups"] for rule in g["rules"]]
+    # Recording rules always: Grafana's drift panels and rules read them.
+    assert contract.FEATURE_DRIFT_PSI in {r.get("record") for r in rules}
+    assert any("alert" in r for r in rules) is prometheus_alerts
+
+
+def test_webhook_resources_only_when_a_webhook_url_is_configured(program):
+    assert program.of_type(CONTACT_POINT) == []
+    assert program.of_type(NOTIFICATION_POLICY) == []
+    notified = run_program({"webhookUrl": WEBHOOK})
+    contact_point = notified.one(CONTACT_POINT)
+    # Webhook URLs often embed a token: secret, like the config value.
+    assert contains_secret(contact_point.inputs["webhooks"])
+    assert reveal(contact_point.inputs["webhooks"]) == [{"url": WEBHOOK}]
+    policy = notified.one(NOTIFICATION_POLICY)
+    assert policy.inputs["contactPoint"] == contact_point.outputs["name"]
+    assert contact_point.urn in policy.depends_on
+    assert WEBHOOK not in json.dumps(notified.outputs)
+
+
+def test_outputs_point_at_the_published_ports(program):
+    assert program.outputs["grafanaUrl"] == "http://127.0.0.1:3000"
+    assert program.outputs["prometheusUrl"] == "http://127.0.0.1:9090"
+    assert program.outputs["modelServerUrl"] == "http://127.0.0.1:8000"
+    assert program.outputs["dashboardUrl"] == "http://127.0.0.1:3000/d/model-monitoring"
+    assert program.outputs["grafanaAdminUser"] == "admin"
+    assert program.outputs["modelServerImage"].startswith("sha256:")
+
+
+# --- config errors and determinism -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("modelServerReplicas", "0", "an integer from 1 to 16"),
+        ("alertEngine", "alertmanager", "grafana | prometheus | both"),
+        ("grafanaHostPort", "70000", "a port 1-65535"),
+        ("errorRateThreshold", "1.5", "0 < x < 1"),
+        ("bindAddress", "localhost", "an IP address"),
+        ("scrapeInterval", "fast", "a Prometheus duration"),
+        ("webhookUrl", "ftp://example.com", "http(s)://"),
+        ("prometheusHostPort", "8001", "a port 1-65535"),  # collides with replica 1
+        ("modelServerReplica", "3", "allowed keys"),  # typo of modelServerReplicas
+    ],
+)
+def test_invalid_config_is_refused_with_the_key_and_allowed_values(key, value, allowed):
+    with pytest.raises(ConfigError) as error:
+        run_program({key: value})
+    message = str(error.value)
+    assert f"model-monitoring:{key}" in message
+    assert allowed in message
+
+
+def test_invalid_config_creates_no_resources(monkeypatch):
+    from tests.support import pulumi_mocks
+
+    created = []
+    original = pulumi_mocks.RecordingMonitor.RegisterResource
+
+    def spy(self, request):
+        created.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(pulumi_mocks.RecordingMonitor, "RegisterResource", spy)
+    with pytest.raises(ConfigError, match="model-monitoring:modelServerReplicas"):
+        run_program({"modelServerReplicas": "-1"})
+    assert [t for t in created if t != "pulumi:pulumi:Stack"] == []
+    run_program()
+    assert NETWORK in created  # the spy does see resources when the config is valid
+
+
+def test_plain_text_password_is_refused():
+    with pytest.raises(ConfigError, match=r"grafanaAdminPassword.*plain text.*--secret"):
+        run_program({"grafanaAdminPassword": "correct-horse-battery"}, secret_keys=frozenset())
+
+
+def _declared(program: Program) -> list[tuple]:
+    return sorted(
+        (r.urn, r.type_, r.parent, json.dumps(r.inputs, sort_keys=True), r.depends_on, r.provider)
+        for r in program.resources
+    )
+
+
+def test_two_runs_declare_identical_resources(program):
+    again = run_program()
+    assert _declared(again) == _declared(program)
+    assert again.outputs == program.outputs
+
+
+def test_program_runs_like_the_language_host_runs_it(monkeypatch):
+    from tests.support import pulumi_mocks
+
+    seen = []
+    original = pulumi_mocks.RecordingMocks.new_resource
+
+    def spy(self, args):
+        seen.append((os.getcwd(), str(REPO_ROOT) in sys.path or "" in sys.path))
+        return original(self, args)
+
+    monkeypatch.setattr(pulumi_mocks.RecordingMocks, "new_resource", spy)
+    run_program()
+    assert seen
+    # cwd infra/ and no repository root on sys.path: the program only imports installed packages.
+    assert set(seen) == {(str(REPO_ROOT / "infra"), False)}
