@@ -36,3 +36,14 @@ DEMO_ARGS ?=
 .PHONY: demo
 demo: $(STAMP)
 	$(PY) -m server.loadgen --scenario demo --url $(DEMO_URL) $(DEMO_ARGS)
+
+# The monitoring stack on this Docker host (needs the Pulumi CLI and Docker; scripts/stack.sh says how to
+# install them when missing). State lives in .pulumi/ (PULUMI_BACKEND_URL=file://$(CURDIR)/.pulumi), the
+# stack is STACK (default dev, created on first use), and secrets are encrypted with
+# PULUMI_CONFIG_PASSPHRASE (default "model-monitoring-local"; export your own before the first `make up`).
+# Extra pulumi arguments: PULUMI_ARGS, e.g. make preview PULUMI_ARGS="--refresh".
+STACK ?= dev
+PULUMI_ARGS ?=
+.PHONY: up preview destroy
+up preview destroy: $(STAMP)
+	STACK=$(STACK) PULUMI_BACKEND_URL=$${PULUMI_BACKEND_URL:-file://$(CURDIR)/.pulumi} scripts/stack.sh $@ $(PULUMI_ARGS)
