@@ -54,11 +54,13 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(tmp_path: Path, workers: int, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+def live_server(tmp_path: Path, workers: int, multiproc: bool = True) -> Iterator[LiveServer]:
     """`python -m server` on a free 127.0.0.1 port, ready before yielding, always stopped after."""
     port = free_port()
     multiproc_dir = tmp_path / "metrics"
-    full_env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir), **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    if multiproc:
+        full_env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc_dir)
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "server", "--port", str(port), "--workers", str(workers)],
