@@ -1,0 +1,163 @@
+"""The Grafana dashboard JSON model: data source, queries, heatmap, thresholds, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dashboards import queries
+from dashboards.dashboard import build_dashboard, dashboard_json
+from dashboards.settings import DASHBOARD_UID, DATASOURCE_UID, AlertSettings
+from server import contract
+from tests.support.prometheus import dashboard_exprs, grafana_expr_to_promql
+
+
+def all_query_strings() -> set[str]:
+    """Every expression queries.py can produce for a panel (its functions with Grafana's window)."""
+    made = {
+        queries.request_rate_by_status(),
+        queries.predict_request_rate(),
+        queries.prediction_rate(),
+        queries.server_error_ratio(),
+        queries.client_error_ratio(),
+        queries.prediction_heatmap(),
+        queries.prediction_median(),
+        queries.prediction_shift(),
+        queries.feature_drift_psi(),
+        queries.target_up(),
+        queries.replicas_up(),
+        queries.model_versions(),
+    }
+    made |= {queries.predict_latency_quantile(q) for q in (0.5, 0.9, 0.95, 0.99)}
+    return made
+
+
+def panels(dashboard: dict) -> list[dict]:
+    return [p for p in dashboard["panels"] if p["type"] != "row"]
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict:
+    return build_dashboard()
+
+
+def test_fixed_uid_title_and_rows(dashboard: dict) -> None:
+    assert dashboard["uid"] == DASHBOARD_UID
+    assert dashboard["title"]
+    rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
+    assert rows == ["Overview", "Traffic and errors", "Latency", "Predictions", "Input drift"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(set(ids)) == len(ids)
+
+
+def test_every_panel_and_target_uses_the_datasource_uid(dashboard: dict) -> None:
+    for panel in panels(dashboard):
+        assert panel["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, panel["title"]
+
+
+def test_datasource_uid_is_a_parameter() -> None:
+    text = dashboard_json("another-prometheus")
+    assert DATASOURCE_UID not in text
+    for panel in panels(json.loads(text)):
+        assert panel["datasource"]["uid"] == "another-prometheus"
+        assert {t["datasource"]["uid"] for t in panel["targets"]} == {"another-prometheus"}
+
+
+def test_every_expr_comes_from_queries(dashboard: dict) -> None:
+    known = all_query_strings()
+    exprs = dashboard_exprs(dashboard)
+    assert len(exprs) >= 12
+    for title, expr in exprs:
+        assert expr in known, f"{title}: {expr!r} is not built by dashboards/queries.py"
+    # ...and each one is plain PromQL once Grafana's variables are substituted.
+    for _, expr in exprs:
+        assert "$" not in grafana_expr_to_promql(expr, scrape_interval_s=15)
+
+
+def test_the_required_panels_exist(dashboard: dict) -> None:
+    by_title = {p["title"]: p for p in panels(dashboard)}
+    exprs = {p["title"]: [t["expr"] for t in p["targets"]] for p in panels(dashboard)}
+    assert by_title["Request rate by status"]["type"] == "timeseries"
+    assert exprs["Request rate by status"] == [queries.request_rate_by_status()]
+    latency = by_title[f"Latency {contract.PREDICT_HANDLER}"]
+    assert latency["fieldConfig"]["defaults"]["unit"] == "s"
+    assert exprs[latency["title"]] == [queries.predict_latency_quantile(q) for q in (0.5, 0.95, 0.99)]
+    assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
+    assert queries.server_error_ratio() in exprs["Error rate"]
+    assert exprs["Feature drift (PSI, 1h)"] == [contract.FEATURE_DRIFT_PSI]
+    assert exprs["Model version"] == [queries.model_versions()]
+    assert queries.prediction_rate() in exprs["Throughput"]
+    for panel in panels(dashboard):
+        assert panel.get("description"), panel["title"]
+        if panel["type"] != "heatmap":
+            assert panel["fieldConfig"]["defaults"].get("unit"), panel["title"]
+
+
+def test_heatmap_uses_the_server_buckets(dashboard: dict) -> None:
+    (heatmap,) = [p for p in panels(dashboard) if p["type"] == "heatmap"]
+    (target,) = heatmap["targets"]
+    assert target["expr"] == queries.prediction_heatmap()
+    assert target["format"] == "heatmap"
+    assert target["legendFormat"] == "{{le}}"
+    assert heatmap["options"]["calculate"] is False  # no re-bucketing in Grafana
+
+
+def steps(panel: dict) -> list[float | None]:
+    return [s["value"] for s in panel["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+
+
+@pytest.mark.parametrize(
+    ("title", "field", "value"),
+    [
+        ("Feature drift (PSI, 1h)", "feature_drift_psi_threshold", 0.4),
+        ("Error rate", "error_rate_threshold", 0.1),
+        (f"Latency {contract.PREDICT_HANDLER}", "latency_p95_seconds", 1.5),
+    ],
+)
+def test_alert_thresholds_are_drawn(title: str, field: str, value: float) -> None:
+    """The alert threshold is a visible line on the panel, and it follows the settings."""
+    for settings in (AlertSettings(), AlertSettings(**{field: value})):
+        (panel,) = [p for p in panels(build_dashboard(settings=settings)) if p["title"] == title]
+        assert steps(panel) == [None, getattr(settings, field)]
+        assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] in {"line", "dashed"}
+
+
+def test_error_rate_stat_turns_red_at_the_threshold(dashboard: dict) -> None:
+    (panel,) = [p for p in panels(dashboard) if p["title"] == "5xx error rate"]
+    assert panel["type"] == "stat"
+    assert panel["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert steps(panel)[-1] == AlertSettings().error_rate_threshold
+    assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["color"] == "red"
+
+
+def test_json_is_deterministic_and_sorted() -> None:
+    first, second = dashboard_json(), dashboard_json()
+    assert first == second
+    model = json.loads(first)
+    assert first == json.dumps(model, sort_keys=True, indent=2) + "\n"
+    assert model == build_dashboard()
+
+
+def test_no_promql_outside_queries_module() -> None:
+    """Panels and alerts import their PromQL: no metric name or PromQL function is spelled there."""
+    import inspect
+
+    from dashboards import alerts, dashboard, panels
+
+    metric_names = [
+        contract.REQUESTS_TOTAL,
+        contract.REQUEST_DURATION,
+        contract.PREDICTION_VALUE,
+        contract.FEATURE_BIN_TOTAL,
+        contract.MODEL_INFO,
+    ]
+    for module in (alerts, dashboard, panels):
+        source = inspect.getsource(module)
+        for name in metric_names:
+            assert f'"{name}' not in source, (module.__name__, name)
+        assert not re.search(r"\b(rate|increase|histogram_quantile|sum by)\s*\(", source), module.__name__
