@@ -1,0 +1,354 @@
+"""The traffic simulator against a real model server: each mode moves the metric it claims to move.
+
+Every check reads the server's own /metrics (parsed with prometheus_client) before and after a short,
+seeded run and looks only at the difference, so tests may share one server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from dashboards.settings import AlertSettings
+from server import contract
+from server.loadgen import (
+    BATCH,
+    INVALID,
+    SINGLE,
+    LoadConfig,
+    LoadgenError,
+    Phase,
+    main,
+    run,
+    run_scenario,
+)
+from server.model import load_model
+from server.settings import DEFAULT_MODEL_PATH
+
+pytestmark = pytest.mark.live
+
+REPO = Path(__file__).resolve().parents[2]
+THRESHOLDS = AlertSettings()
+MODEL = load_model(DEFAULT_MODEL_PATH)
+FEATURES = list(MODEL.feature_names)
+
+
+# ---------------------------------------------------------------------------------------------
+# A real server per chaos setting
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+
+
+def _start_server(tmp: Path, chaos: bool) -> Iterator[Server]:
+    port = _free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MODEL_CHAOS_ENABLED", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    if chaos:
+        env["MODEL_CHAOS_ENABLED"] = "1"
+    log = (tmp / f"server-{port}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}: {(tmp / log.name).read_text()}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not become healthy within 30s")
+            time.sleep(0.1)
+        yield Server(url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def chaos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _start_server(tmp_path_factory.mktemp("chaos"), chaos=True)
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _start_server(tmp_path_factory.mktemp("plain"), chaos=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading /metrics
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> Samples:
+    text = httpx.get(f"{url}{contract.METRICS_PATH}", timeout=5).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def delta(before: Samples, after: Samples) -> Samples:
+    return {key: value - before.get(key, 0.0) for key, value in after.items()}
+
+
+def select(samples: Samples, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    want = set(labels.items())
+    return [(dict(lbl), v) for (n, lbl), v in samples.items() if n == name and want <= lbl]
+
+
+def psi_by_feature(d: Samples) -> dict[str, float]:
+    """PSI of each feature's bin shares against the reference share, as the recording rule defines it."""
+    counts: dict[str, dict[str, float]] = defaultdict(dict)
+    for labels, v in select(d, f"{contract.FEATURE_BIN_TOTAL}"):
+        counts[labels["feature"]][labels["bin"]] = v
+    reference = 1 / len(contract.FEATURE_BINS)
+    out = {}
+    for feature, bins in counts.items():
+        total = sum(bins.values())
+        assert total > 0, f"no observations for {feature}"
+        shares = [max(bins.get(b, 0.0) / total, contract.PSI_SHARE_FLOOR) for b in contract.FEATURE_BINS]
+        out[feature] = sum((s - reference) * math.log(s / reference) for s in shares)
+    return out
+
+
+def histogram_quantile(q: float, d: Samples, name: str, **labels: str) -> float:
+    """Prometheus' histogram_quantile over the bucket deltas (linear inside the bucket)."""
+    buckets = sorted(
+        (float(lbl["le"]), v) for lbl, v in select(d, f"{name}_bucket", **labels) if lbl["le"] != "+Inf"
+    )
+    total = next(v for lbl, v in select(d, f"{name}_bucket", **labels) if lbl["le"] == "+Inf")
+    assert total > 0, f"no observations in {name}"
+    rank, lower, below = q * total, 0.0, 0.0
+    for upper, cumulative in buckets:
+        if cumulative >= rank:
+            return lower + (upper - lower) * (rank - below) / max(cumulative - below, 1e-12)
+        lower, below = upper, cumulative
+    return buckets[-1][0]
+
+
+def requests_by_status(d: Samples) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for labels, v in select(d, contract.REQUESTS_TOTAL, handler=contract.PREDICT_HANDLER):
+        out[labels["status"]] += v
+    return out
+
+
+def drive(server: Server, **overrides: object) -> tuple[Samples, object]:
+    """One bounded, seeded run; returns the /metrics delta and the client-side stats."""
+    config = LoadConfig(
+        url=server.url, rate=200.0, duration=3.0, max_requests=300, seed=7, progress_interval=1.0
+    )
+    config = replace(config, **overrides)
+    before = scrape(server.url)
+    stats = asyncio.run(run(config, model=MODEL, out=io.StringIO()))
+    return delta(before, scrape(server.url)), stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Modes
+
+
+def test_normal_mode_keeps_psi_low_and_serves_the_mix(chaos_server: Server) -> None:
+    d, stats = drive(chaos_server, mode="normal")
+    psi = psi_by_feature(d)
+    assert set(psi) == set(FEATURES)
+    assert max(psi.values()) < 0.1, psi  # below even the "watch" level of PSI
+    # The mix really contains every kind, and the server saw what the simulator sent.
+    assert all(stats.sent[kind] > 0 for kind in (SINGLE, BATCH, INVALID)), stats.sent
+    by_status = requests_by_status(d)
+    assert (
+        by_status["200"]
+        == stats.count(SINGLE, 200) + stats.count(BATCH, 200)
+        == stats.sent[SINGLE] + stats.sent[BATCH]
+    )
+    assert not any(code.startswith("5") for code, n in by_status.items() if n), by_status
+    assert not stats.transport_errors
+
+
+def test_invalid_traffic_lands_under_422(chaos_server: Server) -> None:
+    d, stats = drive(chaos_server, mode="normal", invalid_share=0.5, batch_share=0.0, max_requests=120)
+    by_status = requests_by_status(d)
+    assert stats.sent[INVALID] > 30
+    assert stats.count(INVALID, 422) == stats.sent[INVALID]
+    assert by_status["422"] == stats.sent[INVALID]
+    assert not any(code.startswith("5") for code, n in by_status.items() if n), by_status
+
+
+def test_feature_drift_raises_psi_of_the_drifted_feature_only(chaos_server: Server) -> None:
+    drifted = FEATURES[-1]
+    d, _ = drive(chaos_server, mode="feature-drift", drift_features=(drifted,))
+    psi = psi_by_feature(d)
+    assert psi[drifted] > THRESHOLDS.feature_drift_psi_threshold, psi
+    assert all(v < 0.1 for f, v in psi.items() if f != drifted), psi
+
+
+def test_prediction_shift_moves_the_median(chaos_server: Server) -> None:
+    name = contract.PREDICTION_VALUE
+    normal, _ = drive(chaos_server, mode="normal")
+    up, _ = drive(chaos_server, mode="prediction-shift", shift_direction="up")
+    down, _ = drive(chaos_server, mode="prediction-shift", shift_direction="down")
+    base = histogram_quantile(0.5, normal, name)
+    assert histogram_quantile(0.5, up, name) - base > THRESHOLDS.prediction_shift_threshold
+    assert base - histogram_quantile(0.5, down, name) > THRESHOLDS.prediction_shift_threshold
+
+
+def test_latency_mode_pushes_predict_p95_over_the_threshold(chaos_server: Server) -> None:
+    labels = {"handler": contract.PREDICT_HANDLER, "method": "POST"}
+    normal, _ = drive(chaos_server, mode="normal", max_requests=100)
+    assert (
+        histogram_quantile(0.95, normal, contract.REQUEST_DURATION, **labels) < THRESHOLDS.latency_p95_seconds
+    )
+    slow, stats = drive(
+        chaos_server, mode="latency", rate=50.0, chaos_delay=1.0, chaos_share=0.5, max_requests=60
+    )
+    assert (
+        histogram_quantile(0.95, slow, contract.REQUEST_DURATION, **labels) > THRESHOLDS.latency_p95_seconds
+    )
+    assert not stats.transport_errors
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_errors_mode_raises_the_5xx_share(chaos_server: Server, status: int) -> None:
+    d, stats = drive(chaos_server, mode="errors", chaos_status=status, chaos_share=0.3)
+    by_status = requests_by_status(d)
+    share = sum(n for code, n in by_status.items() if code.startswith("5")) / sum(by_status.values())
+    assert share > THRESHOLDS.error_rate_threshold
+    probe = 1 if status == 503 else 0  # the one request that checks the server honours chaos asks for 503
+    sent = stats.count(SINGLE, status) + stats.count(BATCH, status)
+    assert sent > 0
+    assert by_status[str(status)] == sent + probe
+
+
+# ---------------------------------------------------------------------------------------------
+# Refusals, CLI and the demo scenario
+
+
+@pytest.mark.parametrize("mode", ["latency", "errors"])
+def test_chaos_modes_refuse_a_server_without_chaos(plain_server: Server, mode: str) -> None:
+    before = scrape(plain_server.url)
+    with pytest.raises(LoadgenError, match="MODEL_CHAOS_ENABLED"):
+        asyncio.run(
+            run(LoadConfig(url=plain_server.url, mode=mode, duration=2), model=MODEL, out=io.StringIO())
+        )
+    # Only the one probe request was sent, and the server ignored its chaos header.
+    assert sum(requests_by_status(delta(before, scrape(plain_server.url))).values()) == 1
+
+
+def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    assert main(["--url", url, "--duration", "1"]) == 1
+    assert f"cannot reach the model server at {url}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate", "0"], "rate must be > 0"),
+        (["--rate", "fast"], "invalid float value"),
+        (["--duration", "-5"], "duration must be > 0"),
+        (["--mode", "chaos"], "invalid choice: 'chaos'"),
+        (["--invalid-share", "1.5"], "invalid-share must be between 0 and 1"),
+        (["--batch-share", "0.7", "--invalid-share", "0.5"], "batch-share + invalid-share must be at most 1"),
+        (["--chaos-status", "404"], "chaos-status must be 500 or 503"),
+        (["--chaos-delay", "9"], "chaos-delay must be > 0 and <= 5"),
+        (["--url", "localhost:8000"], "url must be an http(s) URL"),
+        (["--drift-features", "nope"], "drift-features: unknown nope; the model has"),
+        (["--time-scale", "0"], "time-scale must be > 0"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_the_option(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_reports_progress_and_stops_by_itself(chaos_server: Server) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "server.loadgen",
+            "--url",
+            chaos_server.url,
+            "--mode",
+            "errors",
+            "--rate",
+            "40",
+            "--duration",
+            "2",
+            "--progress-interval",
+            "0.5",
+            "--seed",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("[")]
+    # Bounded output: one line per interval (at most), then the summary.
+    assert 1 <= len(progress) <= 4, lines
+    assert all("errors" in line and "/s)" in line and "status" in line for line in progress)
+    assert lines[-1].startswith("done errors:"), lines
+    assert all(f"{code}:" in lines[-1] for code in (200, 422, 500)), lines
+
+
+def test_demo_scenario_runs_its_phases_and_skips_chaos_when_off(plain_server: Server) -> None:
+    out = io.StringIO()
+    phases = (Phase("normal", 1, "a"), Phase("errors", 1, "b"), Phase("feature-drift", 1, "c"))
+    base = LoadConfig(url=plain_server.url, rate=50, seed=3, progress_interval=5)
+    before = scrape(plain_server.url)
+    results = asyncio.run(run_scenario(base, phases, time_scale=0.5, model=MODEL, out=out))
+    assert [stats is None for _, stats in results] == [False, True, False]
+    assert "errors skipped (chaos disabled)" in out.getvalue()
+    assert "chaosEnabled" in out.getvalue()
+    sent = sum(stats.total_sent for _, stats in results if stats)
+    # Everything the scenario sent (plus the one chaos probe) reached the server.
+    assert sum(requests_by_status(delta(before, scrape(plain_server.url))).values()) == sent + 1
