@@ -1,0 +1,149 @@
+"""infra/config.py: defaults match Pulumi.dev.yaml; bad values are refused naming key and allowed values."""
+
+import pytest
+
+from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
+from infra.config import KEYS, KEYS_BY_NAME, ConfigError, Settings, parse_duration, parse_settings
+from tests.support.pulumi_mocks import stack_config
+
+
+def _error(raw: dict[str, str], secret: frozenset[str] = frozenset()) -> str:
+    with pytest.raises(ConfigError) as error:
+        parse_settings(raw, secret)
+    return str(error.value)
+
+
+def test_pulumi_dev_yaml_spells_out_every_key_at_its_default():
+    documented = stack_config("dev")
+    # The secret has no default to spell out (absent = generated); every other key is listed.
+    assert set(documented) == {k.name for k in KEYS if not k.secret}
+    assert documented == {k.name: k.default for k in KEYS if not k.secret}
+    assert parse_settings(documented) == parse_settings({})
+
+
+def test_defaults():
+    settings = parse_settings({})
+    assert settings.model_server_replicas == 2
+    assert settings.bind_address == "127.0.0.1"
+    assert settings.scrape_interval == "15s"
+    assert settings.alert_engine == "grafana"
+    assert settings.grafana_admin_password is None
+    assert settings.webhook_url == ""
+    # Thresholds are the dashboards' defaults: one source for every number.
+    assert settings.alerts == DEFAULT_SETTINGS
+
+
+def test_values_are_parsed_into_types():
+    settings = parse_settings(
+        {
+            "modelServerReplicas": "3",
+            "chaosEnabled": "True",
+            "bindAddress": "0.0.0.0",
+            "errorRateThreshold": "0.1",
+            "alertEngine": "both",
+            "webhookUrl": "https://hooks.example.com/x",
+            "grafanaAdminPassword": "s3cret-enough",
+        },
+        frozenset({"grafanaAdminPassword"}),
+    )
+    assert settings.model_server_replicas == 3
+    assert settings.chaos_enabled is True
+    assert settings.model_server_host_ports() == [8000, 8001, 8002]
+    assert settings.client_host == "127.0.0.1"
+    assert settings.alerts == AlertSettings(error_rate_threshold=0.1)
+    assert settings.grafana_alerts
+    assert settings.prometheus_alerts
+    assert settings.webhook_url == "https://hooks.example.com/x"
+
+
+def test_secrets_stay_out_of_repr():
+    settings = parse_settings(
+        {"grafanaAdminPassword": "s3cret-enough", "webhookUrl": "https://h.example/tok"},
+        frozenset({"grafanaAdminPassword"}),
+    )
+    assert "s3cret-enough" not in repr(settings)
+    assert "tok" not in repr(settings)
+
+
+def test_ipv6_bind_address_gives_bracketed_urls():
+    assert parse_settings({"bindAddress": "::1"}).client_host == "[::1]"
+    assert parse_settings({"bindAddress": "::"}).client_host == "[::1]"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("modelServerReplicas", "two"),
+        ("modelServerReplicas", "17"),
+        ("modelServerHostPort", "0"),
+        ("prometheusHostPort", "65536"),
+        ("chaosEnabled", "yes please"),
+        ("scrapeInterval", "0s"),
+        ("scrapeInterval", "15"),
+        ("retention", "2h"),
+        ("alertEngine", "Grafana"),
+        ("bindAddress", "256.0.0.1"),
+        ("grafanaAdminUser", "ad:min"),
+        ("grafanaAdminUser", ""),
+        ("prometheusImage", "prom/prometheus latest"),
+        ("grafanaImage", ""),
+        ("webhookUrl", "hooks.example.com"),
+        ("errorRateThreshold", "0"),
+        ("errorRateThreshold", "nan"),
+        ("latencyP95Seconds", "-1"),
+        ("predictionShiftThreshold", "1"),
+        ("featureDriftPsiThreshold", "zero"),
+    ],
+)
+def test_each_invalid_value_names_the_key_and_its_allowed_values(key, value):
+    message = _error({key: value})
+    assert f"model-monitoring:{key} = {value!r} is invalid" in message
+    assert KEYS_BY_NAME[key].allowed in message
+
+
+def test_all_problems_are_reported_at_once():
+    message = _error({"modelServerReplicas": "0", "alertEngine": "x", "latencyP95Seconds": "0"})
+    for key in ("modelServerReplicas", "alertEngine", "latencyP95Seconds"):
+        assert f"model-monitoring:{key}" in message
+
+
+def test_port_collisions_are_refused():
+    assert "collides with the model-server ports 8000-8002" in _error(
+        {"modelServerReplicas": "3", "grafanaHostPort": "8002"}
+    )
+    assert "same as prometheusHostPort" in _error({"grafanaHostPort": "9090"})
+    assert "exceed 65535" in _error({"modelServerHostPort": "65535"})
+
+
+def test_unknown_keys_are_refused_listing_the_known_ones():
+    message = _error({"scrapeIntervall": "15s"})
+    assert "model-monitoring:scrapeIntervall is not a known key" in message
+    assert "scrapeInterval" in message.split("allowed keys:")[1]
+
+
+def test_admin_password_must_be_a_strong_secret_and_is_never_echoed():
+    weak = _error({"grafanaAdminPassword": "admin"}, frozenset({"grafanaAdminPassword"}))
+    assert "model-monitoring:grafanaAdminPassword = <secret> is invalid" in weak
+    assert "'admin'" not in weak.split("allowed:")[0]
+    plain = _error({"grafanaAdminPassword": "long-enough-pass"})
+    assert "stored in plain text" in plain
+    assert "pulumi config set --secret grafanaAdminPassword" in plain
+    assert "long-enough-pass" not in plain
+
+
+def test_settings_are_frozen():
+    settings = parse_settings({})
+    assert isinstance(settings, Settings)
+    with pytest.raises(AttributeError):
+        settings.model_server_replicas = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("15s", 15), ("1m", 60), ("1h30m", 5400), ("15d", 15 * 86400)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "1m1h", "s", "-5s"])
+def test_parse_duration_rejects_malformed(text):
+    with pytest.raises(ValueError, match=text or "^$"):
+        parse_duration(text)

@@ -1,0 +1,114 @@
+"""The Prometheus config and rule files the program uploads, checked by the real promtool and Prometheus."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from dashboards.alerts import prometheus_rule_files
+from dashboards.settings import DEFAULT_SETTINGS
+from infra.prometheus import recording_rules_only, scrape_config, select_rule_files
+from server import contract
+from tests.support.prometheus import free_port, wait_for
+from tests.support.pulumi_mocks import CONTAINER, run_program
+
+PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: make system-deps")
+
+
+def _write_uploads(program, root: Path) -> Path:
+    """Write the Prometheus container's uploads under `root` as they would land under /."""
+    config_path = None
+    for upload in program.one(CONTAINER, "prometheus").plain_inputs["uploads"]:
+        target = root / upload["file"].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(upload["content"])
+        if upload["file"] == "/etc/prometheus/prometheus.yml":
+            config_path = target
+    assert config_path is not None
+    return config_path
+
+
+@needs_promtool
+@pytest.mark.parametrize("engine", ["grafana", "prometheus", "both"])
+def test_uploaded_config_and_rules_pass_promtool(tmp_path, engine):
+    config_path = _write_uploads(run_program({"alertEngine": engine}), tmp_path)
+    result = subprocess.run(
+        [PROMTOOL, "check", "config", str(config_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # promtool checked each referenced rule file too (and found them where the config says).
+    assert result.stdout.count("SUCCESS") >= 2, result.stdout
+
+
+def test_short_scrape_interval_gets_a_timeout_within_it():
+    config = yaml.safe_load(scrape_config(["a:1"], "5s", []))
+    assert config["global"]["scrape_timeout"] == "5s"
+    config = yaml.safe_load(scrape_config(["a:1"], "1m", []))
+    assert config["global"]["scrape_timeout"] == "10s"
+
+
+def test_recording_rules_only_drops_every_alert():
+    for text in prometheus_rule_files(DEFAULT_SETTINGS).values():
+        original = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+        kept = recording_rules_only(text)
+        remaining = [] if kept is None else [r for g in yaml.safe_load(kept)["groups"] for r in g["rules"]]
+        assert remaining == [r for r in original if "record" in r]
+
+
+def test_rule_file_names_cannot_escape_the_rules_directory():
+    with pytest.raises(ValueError, match="plain"):
+        select_rule_files({"../prometheus.yml": "groups: []\n"}, alerting_rules=True)
+
+
+@needs_promtool
+@pytest.mark.live
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus missing: make system-deps")
+def test_real_prometheus_loads_the_config_with_one_target_per_replica(tmp_path):
+    program = run_program({"alertEngine": "both", "modelServerReplicas": "3"})
+    config_path = _write_uploads(program, tmp_path)
+    port = free_port()
+    log = (tmp_path / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def ready():
+            assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
+            return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
+
+        wait_for(ready, 60, what="prometheus")
+        # Target discovery runs asynchronously after start-up.
+        targets = wait_for(
+            lambda: httpx.get(f"{base}/api/v1/targets", timeout=5).json()["data"]["activeTargets"],
+            60,
+            what="scrape targets",
+        )
+        assert sorted((t["labels"]["job"], t["labels"]["instance"]) for t in targets) == [
+            (contract.JOB_NAME, f"model-server-{i}:{contract.SERVER_PORT}") for i in range(3)
+        ]
+        groups = httpx.get(f"{base}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        rules = {r["name"] for g in groups for r in g["rules"]}
+        assert contract.FEATURE_DRIFT_PSI in rules
+        assert contract.ALERT_FEATURE_DRIFT in rules
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        log.close()
