@@ -8,13 +8,13 @@ against an independent PSI computation.
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client.utils import floatToGoString
 
 from dashboards import queries
 from dashboards.alerts import Alert, alert_definitions
@@ -22,24 +22,12 @@ from dashboards.export import export
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
 from server import contract
 
-REPO = Path(__file__).resolve().parents[2]
 JOB = {"job": contract.JOB_NAME}
 INSTANCE = "10.0.0.7:8000"
 PREDICT = {**JOB, "instance": INSTANCE, "handler": contract.PREDICT_HANDLER, "method": "POST"}
 FEATURES = ("f0", "f1", "f2")
 PREDICTION_BUCKETS = contract.PREDICTION_VALUE_BUCKETS
 DAY = 24 * 60  # minutes
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    """promtool from the Debian prometheus package, installed on demand (as `make system-deps` does)."""
-    if shutil.which("promtool") is None:
-        subprocess.run([str(REPO / "scripts" / "ensure-apt.sh"), "promtool:prometheus"], check=False)
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool is missing and could not be installed: apt-get install prometheus")
-    return path
 
 
 def rule_paths(out_dir: Path, settings: AlertSettings = DEFAULT_SETTINGS) -> list[Path]:
@@ -77,7 +65,7 @@ def histogram(
     out = []
     for le in [*bounds, math.inf]:
         segments = [(m, sum(n for upper, n in per_bucket.items() if upper <= le)) for m, per_bucket in phases]
-        le_text = "+Inf" if le == math.inf else f"{le:g}"
+        le_text = floatToGoString(le)  # as prometheus-client exposes it: "0.05", "1.0", "+Inf"
         out.append(
             {"series": selector(f"{name}_bucket", {**labels, "le": le_text}), "values": counter(*segments)}
         )
