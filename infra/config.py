@@ -171,7 +171,7 @@ KEYS: tuple[_Key, ...] = (
         secret=True,
     ),
     _Key("bindAddress", "127.0.0.1", _ip_address, "an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0"),
-    _Key("alertEngine", "grafana", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
+    _Key("alertEngine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
     _Key("webhookUrl", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
     _threshold("errorRateThreshold", "error_rate_threshold", "a share of 5xx responses, 0 < x < 1"),
     _threshold("latencyP95Seconds", "latency_p95_seconds", "seconds, x > 0"),

@@ -26,7 +26,7 @@ def test_defaults():
     assert settings.model_server_replicas == 2
     assert settings.bind_address == "127.0.0.1"
     assert settings.scrape_interval == "15s"
-    assert settings.alert_engine == "grafana"
+    assert settings.alert_engine == "both"
     assert settings.grafana_admin_password is None
     assert settings.webhook_url == ""
     # Thresholds are the dashboards' defaults: one source for every number.
@@ -40,7 +40,7 @@ def test_values_are_parsed_into_types():
             "chaosEnabled": "True",
             "bindAddress": "0.0.0.0",
             "errorRateThreshold": "0.1",
-            "alertEngine": "both",
+            "alertEngine": "prometheus",
             "webhookUrl": "https://hooks.example.com/x",
             "grafanaAdminPassword": "s3cret-enough",
         },
@@ -51,7 +51,7 @@ def test_values_are_parsed_into_types():
     assert settings.model_server_host_ports() == [8000, 8001, 8002]
     assert settings.client_host == "127.0.0.1"
     assert settings.alerts == AlertSettings(error_rate_threshold=0.1)
-    assert settings.grafana_alerts
+    assert not settings.grafana_alerts
     assert settings.prometheus_alerts
     assert settings.webhook_url == "https://hooks.example.com/x"
 
