@@ -69,41 +69,46 @@ class BodySizeLimit:
     """Pure ASGI: refuse request bodies over ``max_bytes`` with 413.
 
     Enforced in ``receive``, i.e. when a route reads its body: the route is matched by then, so the
-    413 is counted under the route's handler label, and FastAPI turns the exception into JSON.
+    413 is counted under the route's handler label, and FastAPI turns the exception into JSON. A body
+    with an acceptable Content-Length passes untouched (the HTTP server holds it to that length); only
+    chunked bodies are counted as they arrive.
     """
 
     def __init__(self, app: Callable[..., Any], max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def _too_large(self) -> HTTPException:
+        return HTTPException(413, f"request body larger than {self.max_bytes} bytes")
+
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit = self.max_bytes
-        too_large = HTTPException(413, f"request body larger than {limit} bytes")
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                declared = int(value) if value.isdigit() else 0
-                if declared > limit:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit():
+                    if int(value) <= self.max_bytes:
+                        break
 
                     async def refuse() -> dict:
-                        raise too_large
+                        raise self._too_large()
 
                     await self.app(scope, refuse, send)
                     return
-                break
+            else:
+                receive = self._counting(receive)
+        await self.app(scope, receive, send)
+
+    def _counting(self, receive: Callable) -> Callable:
         received = 0
 
         async def counting_receive() -> dict:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > limit:
-                raise too_large
+            if received > self.max_bytes:
+                raise self._too_large()
             return message
 
-        await self.app(scope, counting_receive, send)
+        return counting_receive
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

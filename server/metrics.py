@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client import multiprocess as prom_multiprocess
 
 from server import contract
-from server.drift import bin_indices
+from server.drift import bin_index
 from server.model import Model
 
 # prometheus-client picks its value store (memory or mmap files) from this variable at import, so
@@ -83,13 +83,13 @@ class PredictionRecorder:
     """Observes predictions and feature bins; every child series is created up front (value 0)."""
 
     def __init__(self, model: Model) -> None:
-        self._deciles = model.reference_deciles
-        self._bins = [
-            [FEATURE_BINS.labels(name, b) for b in contract.FEATURE_BINS] for name in model.feature_names
+        if any(len(cuts) + 1 != len(contract.FEATURE_BINS) for cuts in model.reference_deciles):
+            raise ValueError(f"each feature needs {len(contract.FEATURE_BINS) - 1} decile cut points")
+        # Per feature: its cut points and the bound `inc` of each bin's counter.
+        self._features = [
+            (cuts, [FEATURE_BINS.labels(name, b).inc for b in contract.FEATURE_BINS])
+            for name, cuts in zip(model.feature_names, model.reference_deciles, strict=True)
         ]
-        for cuts in self._deciles:
-            if len(cuts) + 1 != len(contract.FEATURE_BINS):
-                raise ValueError(f"each feature needs {len(contract.FEATURE_BINS) - 1} decile cut points")
         MODEL_INFO.labels(model.name, model.version).set(1)
         self._observe = PREDICTIONS.observe
 
@@ -97,9 +97,11 @@ class PredictionRecorder:
         observe = self._observe
         for p in predictions:
             observe(p)
+        features = self._features
         for row in rows:
-            for children, index in zip(self._bins, bin_indices(self._deciles, row), strict=True):
-                children[index].inc()
+            # Rows were validated to len(feature_names); strict zip costs time on the hot path.
+            for (cuts, incs), x in zip(features, row, strict=False):
+                incs[bin_index(cuts, x)]()
 
 
 class MetricsMiddleware:
@@ -113,8 +115,8 @@ class MetricsMiddleware:
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[tuple[str, str], Any] = {}
+        # (handler, method, status) -> (counter child's inc, histogram child's observe)
+        self._children: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -134,19 +136,25 @@ class MetricsMiddleware:
         finally:
             elapsed = perf_counter() - start
             route = scope.get("route")
-            handler = getattr(route, "path", None) or contract.UNMATCHED_HANDLER
-            method = scope["method"]
-            if method not in _METHODS:
-                method = OTHER_METHOD
-            key = (handler, method, status)
-            counter = self._counters.get(key)
-            if counter is None:
-                counter = self._counters[key] = REQUESTS.labels(handler, method, str(status))
-            counter.inc()
-            histogram = self._histograms.get(key[:2])
-            if histogram is None:
-                histogram = self._histograms[key[:2]] = REQUEST_DURATION.labels(handler, method)
-            histogram.observe(elapsed)
+            key = (
+                getattr(route, "path", None) or contract.UNMATCHED_HANDLER,
+                scope["method"] if scope["method"] in _METHODS else OTHER_METHOD,
+                status,
+            )
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = self._resolve(*key)
+            inc, observe = children
+            inc()
+            observe(elapsed)
+
+    @staticmethod
+    def _resolve(
+        handler: str, method: str, status: int
+    ) -> tuple[Callable[[], None], Callable[[float], None]]:
+        return REQUESTS.labels(handler, method, str(status)).inc, REQUEST_DURATION.labels(
+            handler, method
+        ).observe
 
 
 def prepare_multiproc_dir(path: str | Path) -> None:

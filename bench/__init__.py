@@ -1,0 +1,1 @@
+"""Benchmark of the instrumented server against a bare FastAPI app (``make bench``)."""
