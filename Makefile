@@ -28,6 +28,13 @@ test: $(STAMP) system-deps lint
 serve: $(STAMP)
 	$(PY) -m server --host 127.0.0.1 --port 8000
 
+# Throughput/p99 vs a bare FastAPI app and vs prometheus-fastapi-instrumentator, plus /metrics render
+# time (wrk, a few minutes). Options, e.g. BENCH_ARGS="--rounds 7 --duration 8 --out bench.md".
+BENCH_ARGS ?=
+bench: $(STAMP)
+	scripts/ensure-apt.sh wrk:wrk
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 # Watch every alert fire: scripted traffic against a running stack (`make up` first). DEMO_URL is the
 # first model-server host port (stack config modelServerHostPort); the error and latency phases need
 # `pulumi config set chaosEnabled true`. Extra options, e.g. DEMO_ARGS="--phases errors,latency --rate 20".
