@@ -1,0 +1,212 @@
+"""The stack the Pulumi program declares, realized on a real Docker engine (see conftest.py): model
+servers healthy, Prometheus scraping every replica through its declared network alias, rules loaded,
+real traffic visible through every dashboard query, and the TSDB surviving a restart and a re-creation.
+
+The tests share one stack (module fixture) and run in file order, like a user bringing it up.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import yaml
+
+from server import contract
+from tests.e2e.conftest import Stack
+from tests.support.prometheus import (
+    dashboard_exprs,
+    grafana_expr_to_promql,
+    query,
+    rule_groups,
+    targets,
+    values,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+# Bounded waits (seconds): generous for 2 busy cores, never a timed assertion.
+SCRAPE_WAIT = 60
+READY_WAIT = 90
+
+VALID, INVALID, BATCHES, BATCH_SIZE = 30, 12, 6, 5
+PREDICT = contract.PREDICT_HANDLER
+
+
+def _features(rng: random.Random) -> list[float]:
+    return [round(rng.uniform(-2, 2), 3) for _ in range(3)]
+
+
+def _invalid_bodies() -> Iterator[dict]:
+    bad = [
+        {"json": {"features": [1.0, 2.0]}},  # wrong length
+        {"json": {"features": ["a", "b", "c"]}},  # strings
+        {"json": {"nope": [1, 2, 3]}},  # missing key
+        {"content": b"{not json", "headers": {"content-type": "application/json"}},
+    ]
+    while True:
+        yield from bad
+
+
+def send_traffic(urls: list[str], seed: int = 7) -> dict[str, int]:
+    """VALID single, INVALID bad and BATCHES batch predictions, round-robin over the replicas; returns
+    how many /predict requests got each status."""
+    rng = random.Random(seed)
+    statuses: dict[str, int] = {}
+    invalid = _invalid_bodies()
+    requests = (
+        [{"json": {"features": _features(rng)}} for _ in range(VALID)]
+        + [next(invalid) for _ in range(INVALID)]
+        + [{"json": {"instances": [_features(rng) for _ in range(BATCH_SIZE)]}} for _ in range(BATCHES)]
+    )
+    with httpx.Client(timeout=10) as client:
+        for i, request in enumerate(requests):
+            response = client.post(f"{urls[i % len(urls)]}{PREDICT}", **request)
+            statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
+    return statuses
+
+
+def test_model_servers_become_healthy(stack: Stack) -> None:
+    containers = stack.model_server_containers()
+    assert len(containers) == len(stack.model_server_urls) >= 2
+    for container in containers:
+        assert stack.realized.health(container) == "healthy", stack.realized.logs(container)
+    for url in stack.model_server_urls:
+        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+
+
+def test_only_grafana_is_skipped(stack: Stack) -> None:
+    """No Grafana image can be had here: its container is the one part not realized (said loudly)."""
+    skipped = [s.resource.plain_inputs for s in stack.realized.skipped]
+    assert [s["image"] for s in skipped] == [stack.program.config["grafanaImage"]]
+    prometheus = stack.container("-prometheus")
+    assert stack.realized.health(prometheus) == "healthy", stack.realized.logs(prometheus)
+
+
+def test_prometheus_scrapes_every_replica_through_its_alias(stack: Stack) -> None:
+    aliases = {
+        alias
+        for container in stack.model_server_containers()
+        for network in container.plain_inputs["networksAdvanced"]
+        for alias in network["aliases"]
+    }
+    expected = {f"{alias}:{contract.SERVER_PORT}" for alias in aliases}
+    assert len(expected) == len(stack.model_server_urls)
+
+    def all_up() -> list[dict] | None:
+        active = [t for t in targets(stack.prometheus_url) if t["labels"].get("job") == contract.JOB_NAME]
+        if {t["labels"]["instance"] for t in active} == expected and all(t["health"] == "up" for t in active):
+            return active
+        return None
+
+    wait_for(all_up, SCRAPE_WAIT, what=f"targets {sorted(expected)} up")
+    up = query(stack.prometheus_url, f'up{{job="{contract.JOB_NAME}"}}')
+    assert {s["metric"]["instance"] for s in up} == expected
+    assert values(up) == [1.0] * len(expected)
+
+
+def test_rules_loaded_and_healthy(stack: Stack) -> None:
+    uploads = stack.container("-prometheus").plain_inputs["uploads"]
+    declared = {
+        rule.get("record") or rule.get("alert")
+        for upload in uploads
+        if "/rules/" in upload["file"]
+        for group in yaml.safe_load(upload["content"])["groups"]
+        for rule in group["rules"]
+    }
+    assert contract.FEATURE_DRIFT_PSI in declared
+    assert contract.ALERT_FEATURE_DRIFT in declared  # alertEngine=both: Prometheus evaluates alerts too
+
+    def evaluated() -> list[dict] | None:
+        rules = [r for g in rule_groups(stack.prometheus_url) for r in g["rules"]]
+        return rules if rules and all(r["health"] != "unknown" for r in rules) else None
+
+    rules = wait_for(evaluated, SCRAPE_WAIT, what="every rule evaluated once")
+    assert {r["name"] for r in rules} == declared
+    broken = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert not broken
+
+
+def test_traffic_is_counted_exactly_across_replicas(stack: Stack) -> None:
+    statuses = send_traffic(stack.model_server_urls)
+    assert statuses == {"200": VALID + BATCHES, "422": INVALID}
+    selector = f'job="{contract.JOB_NAME}",handler="{PREDICT}"'
+    by_status = f"sum by (status) ({contract.REQUESTS_TOTAL}{{{selector}}})"
+    predictions = f'sum({contract.PREDICTION_VALUE}_count{{job="{contract.JOB_NAME}"}})'
+
+    def counted() -> bool:
+        seen = {s["metric"]["status"]: float(s["value"][1]) for s in query(stack.prometheus_url, by_status)}
+        return seen == {k: float(v) for k, v in statuses.items()}
+
+    wait_for(counted, SCRAPE_WAIT, what=f"Prometheus to count {statuses}")
+    assert values(query(stack.prometheus_url, predictions)) == [float(VALID + BATCHES * BATCH_SIZE)]
+
+
+@pytest.fixture
+def steady_traffic(stack: Stack) -> Iterator[None]:
+    """Light traffic in the background (bounded), so rate() windows of the panels are never empty."""
+    stop = threading.Event()
+
+    def run() -> None:
+        for round_ in range(600):  # at most ~2 minutes
+            if stop.wait(0.2):
+                return
+            send_traffic(stack.model_server_urls, seed=round_) if round_ % 10 == 0 else None
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+@pytest.mark.usefixtures("steady_traffic")
+def test_every_dashboard_query_returns_data(stack: Stack) -> None:
+    """The queries of the dashboard the program deploys, as Grafana would send them, all answer."""
+    panels = dashboard_exprs(stack.dashboard())
+    assert len(panels) >= 10
+    missing: dict[str, str] = {}
+    for title, expr in panels:
+        promql = grafana_expr_to_promql(expr, stack.scrape_interval_s)
+
+        def answers(promql: str = promql) -> list[float] | None:
+            found = [v for v in values(query(stack.prometheus_url, promql)) if math.isfinite(v)]
+            return found or None
+
+        try:
+            wait_for(answers, SCRAPE_WAIT, what=f"{title!r}: {promql}")
+        except TimeoutError as exc:
+            missing[title] = str(exc)
+    assert not missing
+
+
+def test_prometheus_keeps_its_data_across_restart_and_recreation(stack: Stack) -> None:
+    prometheus = stack.container("-prometheus")
+    expr = f'sum({contract.REQUESTS_TOTAL}{{job="{contract.JOB_NAME}"}})'
+    at = float(query(stack.prometheus_url, "time()")[0]["value"][1]) - 1
+    before = values(query(stack.prometheus_url, expr, at=at))
+    assert len(before) == 1
+    assert before[0] > 0
+
+    def ready() -> bool:
+        return httpx.get(f"{stack.prometheus_url}/-/ready", timeout=5).status_code == 200
+
+    def same_history() -> bool:
+        return values(query(stack.prometheus_url, expr, at=at)) == before
+
+    # A restart keeps the container; a re-creation (what `pulumi up` does on a change) keeps only the volume.
+    stack.realized.containers[prometheus.name].restart(timeout=20)
+    stack.realized.wait_healthy(prometheus, timeout=READY_WAIT)
+    wait_for(ready, READY_WAIT, what="Prometheus ready after restart")
+    wait_for(same_history, SCRAPE_WAIT, what="the same history after a restart")
+
+    stack.realized.recreate(prometheus)
+    wait_for(ready, READY_WAIT, what="Prometheus ready after re-creation")
+    wait_for(same_history, SCRAPE_WAIT, what="the same history in a new container on the same volume")

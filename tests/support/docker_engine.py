@@ -1,0 +1,81 @@
+"""A Docker engine and the local base images for the e2e test (no image registry is reachable here).
+
+`ensure_engine()` starts dockerd in the background when none answers (scripts/docker-engine.sh);
+`ensure_base_images()` builds, once, a Debian python base image and a Prometheus image from Debian
+packages (scripts/e2e-images.sh; cached by tag + recipe label). `extra_ca_build_args()` is the optional
+CA build input of server/Dockerfile, filled from the host's locally added CAs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENGINE_SCRIPT = REPO_ROOT / "scripts" / "docker-engine.sh"
+IMAGES_SCRIPT = REPO_ROOT / "scripts" / "e2e-images.sh"
+# Debian's place for certificate authorities an administrator added (e.g. a TLS-intercepting proxy).
+LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+PYTHON_BASE_IMAGE = "model-monitoring/debian-python:bookworm"
+PROMETHEUS_IMAGE = "model-monitoring/prometheus:bookworm"
+
+
+class EngineUnavailable(RuntimeError):
+    """No Docker engine answers and none could be started."""
+
+
+@dataclass(frozen=True)
+class BaseImages:
+    python: str  # the Dockerfile's BASE_IMAGE
+    prometheus: str  # ENTRYPOINT prometheus, runs as nobody, ships wget
+
+
+def _run(script: Path, timeout: float, env: dict[str, str] | None = None) -> str:
+    try:
+        done = subprocess.run(
+            [str(script)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{script.name} did not finish within {timeout:.0f}s") from exc
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        raise RuntimeError(f"{script.name} failed ({done.returncode}):\n{output}")
+    return output
+
+
+def ensure_engine(timeout: float = 120) -> docker.DockerClient:
+    """A client of a Docker engine that answers, starting dockerd when needed; EngineUnavailable if not."""
+    try:
+        _run(ENGINE_SCRIPT, timeout)
+    except RuntimeError as exc:
+        raise EngineUnavailable(str(exc)) from exc
+    client = docker.from_env(version="auto", timeout=300)
+    client.ping()
+    return client
+
+
+def ensure_base_images(timeout: float = 900) -> tuple[BaseImages, str]:
+    """The local base images (built when missing or stale) and what the build script said."""
+    images = BaseImages(python=PYTHON_BASE_IMAGE, prometheus=PROMETHEUS_IMAGE)
+    env = {"E2E_PYTHON_IMAGE": images.python, "E2E_PROMETHEUS_IMAGE": images.prometheus}
+    return images, _run(IMAGES_SCRIPT, timeout, env)
+
+
+def extra_ca_build_args(ca_dir: Path = LOCAL_CA_DIR) -> dict[str, str]:
+    """`{"EXTRA_CA_CERTS": <PEM>}` with the host's locally added CAs, or {} when there are none.
+
+    Only pip inside the image build uses them (server/Dockerfile); elsewhere this is empty.
+    """
+    pems = [path.read_text().strip() for path in sorted(ca_dir.glob("**/*.crt")) if path.is_file()]
+    pem = "\n".join(p for p in pems if "BEGIN CERTIFICATE" in p)
+    return {"EXTRA_CA_CERTS": pem + "\n"} if pem else {}
