@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 system-deps:
-	scripts/ensure-apt.sh promtool:prometheus
+	scripts/ensure-apt.sh promtool:prometheus dockerd:docker.io debootstrap:debootstrap
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -24,6 +24,17 @@ lint: $(STAMP)
 
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest
+
+# The stack the Pulumi program declares (run under mocks), realized on a real Docker engine: dockerd is
+# started in the background when none answers, and the base images are built once from Debian packages
+# (scripts/e2e-images.sh, cached by tag). Also part of `make test`.
+.PHONY: e2e e2e-images
+e2e: $(STAMP) system-deps
+	$(PY) -m pytest tests/e2e
+
+e2e-images: system-deps
+	scripts/docker-engine.sh
+	scripts/e2e-images.sh
 
 serve: $(STAMP)
 	$(PY) -m server --host 127.0.0.1 --port 8000
