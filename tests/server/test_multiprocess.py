@@ -123,4 +123,15 @@ def test_single_worker_answers_the_readme_curl(tmp_path):
         assert response.status_code == 200
         assert 0.0 <= response.json()["prediction"] <= 1.0
         assert get(scrape(server.url), contract.REQUESTS_TOTAL, **PREDICT_OK) == 1
+
+        # Oversized bodies over a real socket, with Content-Length and chunked, then a normal request.
+        big = b'{"features": [' + b"0.5, " * 20_000 + b"0.5]}"
+        headers = {"Content-Type": "application/json"}
+        assert httpx.post(f"{server.url}/predict", content=big, headers=headers).status_code == 413
+        chunks = iter([big[:50_000], big[50_000:]])
+        assert httpx.post(f"{server.url}/predict", content=chunks, headers=headers).status_code == 413
+        assert httpx.post(f"{server.url}/predict", json=VALID).status_code == 200
+        samples = scrape(server.url)
+        assert get(samples, contract.REQUESTS_TOTAL, **{**PREDICT_OK, "status": "413"}) == 2
+        assert get(samples, contract.REQUESTS_TOTAL, **PREDICT_OK) == 2
         assert not server.multiproc_dir.exists()  # one worker: plain in-memory metrics
