@@ -17,12 +17,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import AlertSettings
 from server import contract
 from server.loadgen import (
@@ -38,6 +40,14 @@ from server.loadgen import (
 )
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
+from tests.support.prometheus import (
+    RunningPrometheus,
+    active_alerts,
+    finite_values,
+    rule_groups,
+    running_prometheus,
+    wait_for,
+)
 
 pytestmark = pytest.mark.live
 
@@ -352,3 +362,96 @@ def test_demo_scenario_runs_its_phases_and_skips_chaos_when_off(plain_server: Se
     sent = sum(stats.total_sent for _, stats in results if stats)
     # Everything the scenario sent (plus the one chaos probe) reached the server.
     assert sum(requests_by_status(delta(before, scrape(plain_server.url))).values()) == sent + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Through a real Prometheus with the exported recording and alert rules
+
+
+@pytest.fixture
+def monitored_server(tmp_path: Path) -> Iterator[tuple[Server, RunningPrometheus]]:
+    """A fresh chaos-enabled server (so the 1h/5m windows hold only this test's traffic) and a
+    Prometheus scraping it every second with the rule files the stack deploys."""
+    for server in _start_server(tmp_path, chaos=True):
+        with running_prometheus(
+            prometheus_rule_files(THRESHOLDS), [server.url.removeprefix("http://")], contract.JOB_NAME
+        ) as prom:
+            # A scrape before any traffic, so increase() sees the counters' start at 0.
+            wait_for(lambda: finite_values(prom.query("up")) == [1.0], timeout=30, what="a first scrape")
+            yield server, prom
+
+
+def _predict_requests_seen(prom: RunningPrometheus) -> float:
+    expr = f'sum({contract.REQUESTS_TOTAL}{{job="{contract.JOB_NAME}",handler="{contract.PREDICT_HANDLER}"}})'
+    return sum(finite_values(prom.query(expr)))
+
+
+def settle(prom: RunningPrometheus, requests: int) -> None:
+    """Wait until Prometheus scraped all `requests` and then evaluated every rule group once more."""
+    wait_for(
+        lambda: _predict_requests_seen(prom) == requests, timeout=30, what=f"{requests} requests scraped"
+    )
+    scraped = time.time()
+
+    def evaluated_since() -> bool:
+        groups = rule_groups(prom.base_url)
+        return bool(groups) and all(
+            datetime.fromisoformat(g["lastEvaluation"]).timestamp() > scraped for g in groups
+        )
+
+    wait_for(evaluated_since, timeout=30, what="a rule evaluation after the last scrape")
+
+
+def alerts_by_name(prom: RunningPrometheus) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for alert in active_alerts(prom.base_url):
+        out[alert["labels"]["alertname"]].append(alert)
+    return out
+
+
+def psi_recorded(prom: RunningPrometheus) -> dict[str, float]:
+    return {r["metric"]["feature"]: float(r["value"][1]) for r in prom.query(contract.FEATURE_DRIFT_PSI)}
+
+
+def test_each_mode_makes_its_alert_pending_in_prometheus(
+    monitored_server: tuple[Server, RunningPrometheus],
+) -> None:
+    """normal -> nothing; feature-drift -> FeatureDrift for that feature only; errors -> ModelHighErrorRate;
+    latency -> ModelHighLatency. Alerts stay pending: their `for:` is minutes, this test is seconds."""
+    server, prom = monitored_server
+    base = LoadConfig(
+        url=server.url, rate=200.0, duration=5.0, max_requests=300, seed=11, progress_interval=5
+    )
+    sent = 0
+
+    def phase(**overrides: object) -> None:
+        nonlocal sent
+        config = replace(base, **overrides)
+        stats = asyncio.run(run(config, model=MODEL, out=io.StringIO()))
+        assert not stats.transport_errors
+        sent += stats.total_sent + (1 if config.mode in ("latency", "errors") else 0)  # + the chaos probe
+        settle(prom, sent)
+
+    phase(mode="normal")
+    psi = psi_recorded(prom)
+    assert set(psi) == set(FEATURES)
+    assert max(psi.values()) < 0.1, psi
+    assert not alerts_by_name(prom), alerts_by_name(prom)
+
+    drifted = FEATURES[1]
+    phase(mode="feature-drift", drift_features=(drifted,))
+    psi = psi_recorded(prom)
+    assert psi[drifted] > THRESHOLDS.feature_drift_psi_threshold, psi
+    assert [a["labels"]["feature"] for a in alerts_by_name(prom)[contract.ALERT_FEATURE_DRIFT]] == [drifted]
+    assert all(a["state"] == "pending" for a in alerts_by_name(prom)[contract.ALERT_FEATURE_DRIFT])
+    assert contract.ALERT_HIGH_ERROR_RATE not in alerts_by_name(prom)
+
+    # Slower, so the new status="500" series spans several scrapes: rate() ignores a series' first sample.
+    phase(mode="errors", rate=50.0, max_requests=200)
+    assert contract.ALERT_HIGH_ERROR_RATE in alerts_by_name(prom)
+    assert contract.ALERT_HIGH_LATENCY not in alerts_by_name(prom)
+
+    phase(mode="latency", max_requests=200, chaos_share=1.0, chaos_delay=1.0)
+    assert contract.ALERT_HIGH_LATENCY in alerts_by_name(prom)
+    # The prediction-shift alert compares with 24h earlier, which a fresh Prometheus does not have.
+    assert contract.ALERT_PREDICTION_SHIFT not in alerts_by_name(prom)
