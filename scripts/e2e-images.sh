@@ -34,27 +34,35 @@ rootfs() {
     "$1"/usr/share/doc "$1"/usr/share/man "$1"/usr/share/info "$1"/usr/share/locale "$1"/var/log/*
 }
 
+# import_rootfs DIR IMAGE [--change ...]: DIR as IMAGE, labelled with this recipe; the image it replaces
+# is removed (unless a container still uses it).
+import_rootfs() {
+  local dir=$1 image=$2 old
+  shift 2
+  old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
+  tar -C "$dir" -c . | docker import --change "LABEL $LABEL=$recipe" "$@" - "$image" >/dev/null
+  if [ -n "$old" ] && [ "$old" != "$(docker image inspect --format '{{.Id}}' "$image")" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
+}
+
 build_python() {
   rootfs "$work/python" python3,python3-venv,ca-certificates "$work/python.log"
-  tar -C "$work/python" -c . | docker import \
-    --change "LABEL $LABEL=$recipe" \
+  import_rootfs "$work/python" "$PYTHON_IMAGE" \
     --change 'ENV LANG=C.UTF-8' \
-    --change 'CMD ["python3"]' \
-    - "$PYTHON_IMAGE" >/dev/null
+    --change 'CMD ["python3"]'
 }
 
 build_prometheus() {
   rootfs "$work/prometheus" prometheus,wget "$work/prometheus.log"
   # Like prom/prometheus: runs as nobody, TSDB in /prometheus (a named volume copies this ownership).
   install -d -o 65534 -g 65534 "$work/prometheus/prometheus"
-  tar -C "$work/prometheus" -c . | docker import \
-    --change "LABEL $LABEL=$recipe" \
+  import_rootfs "$work/prometheus" "$PROMETHEUS_IMAGE" \
     --change 'USER 65534:65534' \
     --change 'WORKDIR /prometheus' \
     --change 'EXPOSE 9090' \
     --change 'ENTRYPOINT ["/usr/bin/prometheus"]' \
-    --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' \
-    - "$PROMETHEUS_IMAGE" >/dev/null
+    --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 }
 
 todo=()

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import shutil
+import subprocess
 import tarfile
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,6 +47,8 @@ _CONTAINER_INPUTS = {
     "wait", "waitTimeout", "mustRun", "start", "init", "readOnly", "stopSignal", "stopTimeout",
 }  # fmt: skip
 
+BUILD_TIMEOUT = 600  # seconds, a fresh build downloads the runtime dependencies
+
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _NANOSECONDS = {"ns": 1, "us": 1e3, "µs": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
 
@@ -55,6 +61,21 @@ def go_duration_ns(text: str) -> int:
     if not parts or "".join(n + u for n, u in parts) != text:
         raise ValueError(f"not a Go duration: {text!r}")
     return int(sum(float(n) * _NANOSECONDS[u] for n, u in parts))
+
+
+def buildkit_cli() -> str | None:
+    """A docker CLI that builds with BuildKit here: one with buildx, or a 20.x/22.x one (built in)."""
+    for cli in dict.fromkeys(filter(None, (shutil.which("docker"), "/usr/bin/docker"))):
+        if not os.access(cli, os.X_OK):
+            continue
+        if subprocess.run([cli, "buildx", "version"], capture_output=True, check=False).returncode == 0:
+            return cli
+        version = subprocess.run(
+            [cli, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        if version[:2].isdigit() and int(version[:2]) < 23:  # buildx became mandatory in 23.0
+            return cli
+    return None
 
 
 def _unsupported(resource: Resource, known: set[str], values: Mapping[str, Any]) -> None:
@@ -161,31 +182,60 @@ class RealizedStack:
         dockerfile = Path(build.get("dockerfile") or context / "Dockerfile")
         if not dockerfile.is_absolute():
             dockerfile = context / dockerfile
-        declared_args = build.get("args") or {}
+        args = {**(build.get("args") or {}), **self.extra_build_args}
+        tag = inputs["imageName"]
+        # pulumi-docker builds with BuildKit unless told BuilderV1; do the same when a CLI can.
+        cli = None if build.get("builderVersion") == "BuilderV1" else buildkit_cli()
         self.log(
-            f"building {inputs['imageName']} from {context} with {dockerfile.relative_to(context)}, "
-            f"build args {sorted(declared_args)} (+ {sorted(self.extra_build_args)} from this host)"
+            f"building {tag} from {context} with {dockerfile.relative_to(context)} "
+            f"({'BuildKit via ' + cli if cli else 'classic builder'}), declared build args "
+            f"{sorted(build.get('args') or {})} + {sorted(self.extra_build_args)} from this host"
         )
-        try:
-            image, _ = self.client.images.build(
-                path=str(context),
-                dockerfile=str(dockerfile.relative_to(context)),
-                buildargs={**declared_args, **self.extra_build_args},
-                tag=inputs["imageName"],
-                target=build.get("target"),
-                platform=build.get("platform"),
-                rm=True,
-                forcerm=True,
-                pull=False,
-            )
-        except BuildError as exc:
-            lines = "".join(str(item.get("stream") or item.get("error") or "") for item in exc.build_log)
-            raise RuntimeError(f"building {inputs['imageName']} failed: {exc.msg}\n{lines[-4000:]}") from exc
-        self.built_tags.append(inputs["imageName"])
+        if cli:
+            image_id = self._build_with_cli(cli, context, dockerfile, tag, args, build)
+        else:
+            try:
+                image, _ = self.client.images.build(
+                    path=str(context),
+                    dockerfile=str(dockerfile.relative_to(context)),
+                    buildargs=args,
+                    tag=tag,
+                    target=build.get("target"),
+                    platform=build.get("platform"),
+                    rm=True,
+                    forcerm=True,
+                    pull=False,
+                )
+            except BuildError as exc:
+                lines = "".join(str(item.get("stream") or item.get("error") or "") for item in exc.build_log)
+                raise RuntimeError(f"building {tag} failed: {exc.msg}\n{lines[-4000:]}") from exc
+            image_id = image.id
+        self.built_tags.append(tag)
         # Containers refer to the image by the Image's outputs (repoDigest under mocks) or by its name.
-        for reference in (resource.outputs.get("repoDigest"), inputs["imageName"]):
+        for reference in (resource.outputs.get("repoDigest"), tag):
             if reference:
-                self.images[reference] = image.id
+                self.images[reference] = image_id
+
+    @staticmethod
+    def _build_with_cli(
+        cli: str, context: Path, dockerfile: Path, tag: str, args: Mapping[str, str], build: Mapping[str, Any]
+    ) -> str:
+        with tempfile.TemporaryDirectory(prefix="e2e-build-") as tmp:
+            iidfile = Path(tmp) / "iid"
+            command = [cli, "build", "--file", str(dockerfile), "--tag", tag, "--iidfile", str(iidfile)]
+            command += [f"--build-arg={key}={value}" for key, value in args.items()]
+            command += [f"--{key}={build[key]}" for key in ("target", "platform") if build.get(key)]
+            done = subprocess.run(
+                [*command, "--progress=plain", str(context)],
+                env={**os.environ, "DOCKER_BUILDKIT": "1"},
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"building {tag} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+            return iidfile.read_text().strip()
 
     def _network(self, resource: Resource) -> None:
         inputs = resource.plain_inputs

@@ -1,0 +1,70 @@
+"""The e2e realizer's translations from pulumi-docker inputs to Docker API values (no engine needed)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.docker_engine import extra_ca_build_args
+from tests.support.docker_stack import _upload_archive, go_duration_ns
+
+
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [
+        ("10s", 10_000_000_000),
+        ("1m30s", 90_000_000_000),
+        ("500ms", 500_000_000),
+        ("0s", 0),
+        ("1.5s", 1_500_000_000),
+    ],
+)
+def test_go_durations(text: str, nanoseconds: int) -> None:
+    assert go_duration_ns(text) == nanoseconds
+
+
+@pytest.mark.parametrize("text", ["10", "10 s", "s", "1d", "10s5"])
+def test_malformed_go_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="Go duration"):
+        go_duration_ns(text)
+
+
+def test_uploads_become_one_archive_rooted_at_slash(tmp_path: Path) -> None:
+    source = tmp_path / "script.sh"
+    source.write_bytes(b"#!/bin/sh\necho hi\n")
+    archive = _upload_archive(
+        [
+            {"file": "/etc/prometheus/prometheus.yml", "content": "global: {}\n"},
+            {"file": "/etc/prometheus/rules/a.yml", "contentBase64": "Z3JvdXBzOiBbXQo="},
+            {"file": "/usr/local/bin/hello", "source": str(source), "executable": True},
+        ]
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert set(members) == {
+            "etc/prometheus/prometheus.yml",
+            "etc/prometheus/rules/a.yml",
+            "usr/local/bin/hello",
+        }
+        assert tar.extractfile("etc/prometheus/rules/a.yml").read() == b"groups: []\n"
+        assert tar.extractfile("usr/local/bin/hello").read() == source.read_bytes()
+    assert members["etc/prometheus/prometheus.yml"].mode == 0o644
+    assert members["usr/local/bin/hello"].mode == 0o755
+
+
+def test_an_upload_without_content_is_refused() -> None:
+    with pytest.raises(ValueError, match="no content"):
+        _upload_archive([{"file": "/etc/x"}])
+
+
+def test_extra_ca_build_arg_carries_only_certificates(tmp_path: Path) -> None:
+    assert extra_ca_build_args(tmp_path) == {}
+    (tmp_path / "notes.crt").write_text("not a certificate\n")
+    assert extra_ca_build_args(tmp_path) == {}
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "proxy.crt").write_text(pem + "\n")
+    assert extra_ca_build_args(tmp_path) == {"EXTRA_CA_CERTS": pem + "\n"}
