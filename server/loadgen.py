@@ -22,7 +22,7 @@ import asyncio
 import json
 import random
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -102,7 +102,8 @@ class Stats:
     sent: Counter[str] = field(default_factory=Counter)  # by kind
     status: Counter[str] = field(default_factory=Counter)  # by kind/status, e.g. "single/200"
     transport_errors: Counter[str] = field(default_factory=Counter)  # by exception type
-    latencies: list[float] = field(default_factory=list)
+    # Recent response times only: a long run must not grow without bound.
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=5000))
     elapsed: float = 0.0
 
     @property
@@ -252,33 +253,39 @@ class LoadgenError(RuntimeError):
     """A condition that stops the run before traffic starts (unreachable server, chaos off)."""
 
 
+def split_urls(url: str) -> list[str]:
+    """The comma-separated base URLs of `--url` (one per replica), without trailing slashes."""
+    return [u.strip().rstrip("/") for u in url.split(",") if u.strip()]
+
+
 async def preflight(client: httpx.AsyncClient, config: LoadConfig, probe: bytes) -> None:
-    """Fail fast with a clear message when the server is down or ignores the chaos headers."""
-    try:
-        r = await client.get(HEALTH_PATH)
-    except httpx.HTTPError as e:
-        raise LoadgenError(f"cannot reach the model server at {config.url}: {e!r}") from e
-    if r.status_code != 200:
-        raise LoadgenError(f"model server at {config.url} is not healthy: GET /health -> {r.status_code}")
-    if config.mode in CHAOS_MODES and not await chaos_enabled(client, probe):
-        raise LoadgenError(
-            f"mode {config.mode!r} needs the server's chaos setting, but {config.url} ignores "
-            f"{CHAOS_STATUS_HEADER}: start it with MODEL_CHAOS_ENABLED=1 "
-            "(stack: `pulumi config set chaosEnabled true && make up`)"
-        )
+    """Fail fast with a clear message when a server is down or ignores the chaos headers."""
+    for url in split_urls(config.url):
+        try:
+            r = await client.get(f"{url}{HEALTH_PATH}")
+        except httpx.HTTPError as e:
+            raise LoadgenError(f"cannot reach the model server at {url}: {e!r}") from e
+        if r.status_code != 200:
+            raise LoadgenError(f"model server at {url} is not healthy: GET {HEALTH_PATH} -> {r.status_code}")
+        if config.mode in CHAOS_MODES and not await chaos_enabled(client, url, probe):
+            raise LoadgenError(
+                f"mode {config.mode!r} needs the server's chaos setting, but {url} ignores "
+                f"{CHAOS_STATUS_HEADER}: start it with MODEL_CHAOS_ENABLED=1 "
+                "(stack: `pulumi config set chaosEnabled true && make up`)"
+            )
 
 
-async def chaos_enabled(client: httpx.AsyncClient, probe: bytes) -> bool:
+async def chaos_enabled(client: httpx.AsyncClient, url: str, probe: bytes) -> bool:
     """Whether the server honours the chaos headers (probe: one valid request asking for a 503)."""
     headers = {"content-type": "application/json", CHAOS_STATUS_HEADER: "503"}
-    r = await client.post(PREDICT_HANDLER, content=probe, headers=headers)
+    r = await client.post(f"{url}{PREDICT_HANDLER}", content=probe, headers=headers)
     return r.status_code == 503
 
 
 def _progress_line(mode: str, t: float, stats: Stats, window_sent: int, window: float) -> str:
     statuses = " ".join(f"{code}:{n}" for code, n in sorted(stats.by_status().items()))
     errors = sum(stats.transport_errors.values())
-    lat = sorted(stats.latencies[-2000:])
+    lat = sorted(stats.latencies)
     p95 = f"{lat[int(0.95 * (len(lat) - 1))] * 1000:.0f}ms" if lat else "-"
     rate = window_sent / window if window > 0 else 0.0
     return (
@@ -298,15 +305,16 @@ async def run(config: LoadConfig, model: object | None = None, out: TextIO | Non
     stats = Stats()
     loop = asyncio.get_running_loop()
     limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
-    async with httpx.AsyncClient(base_url=config.url, timeout=config.timeout, limits=limits) as client:
+    targets = [f"{url}{PREDICT_HANDLER}" for url in split_urls(config.url)]
+    async with httpx.AsyncClient(timeout=config.timeout, limits=limits) as client:
         await preflight(client, config, probe_body(model))
         sem = asyncio.Semaphore(config.concurrency)
         tasks: set[asyncio.Task[None]] = set()
 
-        async def send(p: Planned) -> None:
+        async def send(target: str, p: Planned) -> None:
             t0 = loop.time()
             try:
-                r = await client.post(PREDICT_HANDLER, content=p.body, headers=p.headers)
+                r = await client.post(target, content=p.body, headers=p.headers)
             except httpx.HTTPError as e:
                 stats.transport_errors[type(e).__name__] += 1
             else:
@@ -348,8 +356,9 @@ async def run(config: LoadConfig, model: object | None = None, out: TextIO | Non
             except TimeoutError:
                 continue
             p = planner.next()
+            # Round robin over the replicas, like a load balancer would.
+            task = asyncio.create_task(send(targets[stats.total_sent % len(targets)], p))
             stats.sent[p.kind] += 1
-            task = asyncio.create_task(send(p))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             # Never burst more than one second's worth to catch up after a stall.
@@ -415,9 +424,11 @@ async def run_scenario(
     if model is None:
         model = load_model(DEFAULT_MODEL_PATH)
     needs_chaos = any(phase.mode in CHAOS_MODES for phase in phases)
-    async with httpx.AsyncClient(base_url=base.url, timeout=base.timeout) as client:
+    async with httpx.AsyncClient(timeout=base.timeout) as client:
         await preflight(client, replace(base, mode="normal"), probe_body(model))
-        chaos = needs_chaos and await chaos_enabled(client, probe_body(model))
+        chaos = needs_chaos and all(
+            [await chaos_enabled(client, url, probe_body(model)) for url in split_urls(base.url)]
+        )
     if needs_chaos and not chaos:
         print(
             f"warning: {base.url} ignores the chaos headers, so the latency and error phases are skipped; "
@@ -455,8 +466,15 @@ def validate(c: LoadConfig) -> None:
         if not ok:
             raise ValueError(f"{name} must be {allowed} (got {value!r})")
 
-    parts = urlsplit(c.url)
-    check(parts.scheme in ("http", "https") and bool(parts.netloc), "url", "an http(s) URL", c.url)
+    urls = split_urls(c.url)
+    for url in urls or [c.url]:
+        parts = urlsplit(url)
+        check(
+            parts.scheme in ("http", "https") and bool(parts.netloc),
+            "url",
+            "http(s) URLs, comma-separated",
+            url,
+        )
     check(c.mode in MODES, "mode", f"one of {', '.join(MODES)}", c.mode)
     check(0 < c.rate <= MAX_RATE, "rate", f"> 0 and <= {MAX_RATE:g} requests/s", c.rate)
     check(
@@ -520,7 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Send realistic traffic (drift, prediction shift, latency, errors) to a model server.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--url", default=d.url, help="model server base URL")
+    p.add_argument(
+        "--url",
+        default=d.url,
+        help="model server base URL; comma-separated URLs (replicas) get requests in turn",
+    )
     p.add_argument("--mode", choices=MODES, default=d.mode, help="what the traffic does to the metrics")
     p.add_argument(
         "--scenario",
@@ -578,7 +600,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     config = LoadConfig(
-        url=args.url.rstrip("/"),
+        url=args.url,
         mode=args.mode,
         rate=args.rate,
         duration=args.duration,

@@ -274,6 +274,19 @@ def test_errors_mode_raises_the_5xx_share(chaos_server: Server, status: int) -> 
 # Refusals, CLI and the demo scenario
 
 
+def test_several_urls_share_the_traffic_in_turn(chaos_server: Server, plain_server: Server) -> None:
+    """Replicas (the stack publishes one port each) get requests round robin."""
+    before = [scrape(chaos_server.url), scrape(plain_server.url)]
+    config = LoadConfig(url=f"{chaos_server.url},{plain_server.url}/", rate=200, max_requests=101, seed=5)
+    stats = asyncio.run(run(config, model=MODEL, out=io.StringIO()))
+    seen = [
+        sum(requests_by_status(delta(b, scrape(s.url))).values())
+        for b, s in zip(before, (chaos_server, plain_server), strict=True)
+    ]
+    assert stats.total_sent == 101
+    assert seen == [51, 50]
+
+
 @pytest.mark.parametrize("mode", ["latency", "errors"])
 def test_chaos_modes_refuse_a_server_without_chaos(plain_server: Server, mode: str) -> None:
     before = scrape(plain_server.url)
@@ -302,7 +315,11 @@ def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str])
         (["--batch-share", "0.7", "--invalid-share", "0.5"], "batch-share + invalid-share must be at most 1"),
         (["--chaos-status", "404"], "chaos-status must be 500 or 503"),
         (["--chaos-delay", "9"], "chaos-delay must be > 0 and <= 5"),
-        (["--url", "localhost:8000"], "url must be an http(s) URL"),
+        (["--url", "localhost:8000"], "url must be http(s) URLs, comma-separated (got 'localhost:8000')"),
+        (
+            ["--url", "http://127.0.0.1:8000,ftp://x"],
+            "url must be http(s) URLs, comma-separated (got 'ftp://x')",
+        ),
         (["--drift-features", "nope"], "drift-features: unknown nope; the model has"),
         (["--time-scale", "0"], "time-scale must be > 0"),
     ],
