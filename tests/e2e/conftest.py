@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from tests.support import docker_engine
-from tests.support.docker_stack import RealizedStack
+from tests.support.docker_stack import RealizedStack, remove_stale
 from tests.support.pulumi_mocks import CONTAINER, DASHBOARD, IMAGE, Program, Resource, run_program
 
 SCRAPE_INTERVAL = "1s"
@@ -103,6 +103,8 @@ class Stack:
 def stack(
     docker_client: docker.DockerClient, base_images: docker_engine.BaseImages, pytestconfig: pytest.Config
 ) -> Iterator[Stack]:
+    if stale := remove_stale(docker_client):
+        _say(pytestconfig, f"removed what earlier e2e runs left behind: {stale}")
     first_model_port = free_port_range(REPLICAS)
     config = {
         # The program's own image keys point at the local images: no special code path for the test.

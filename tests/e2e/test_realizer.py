@@ -1,15 +1,20 @@
-"""The e2e realizer's translations from pulumi-docker inputs to Docker API values (no engine needed)."""
+"""The e2e realizer's translations from pulumi-docker inputs to Docker API values (no engine needed), and
+its clean-up of what killed runs left (engine needed)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import tarfile
+import time
 from pathlib import Path
 
+import docker
+import docker.errors
 import pytest
 
 from tests.support.docker_engine import extra_ca_build_args
-from tests.support.docker_stack import _upload_archive, go_duration_ns
+from tests.support.docker_stack import LABEL, _upload_archive, go_duration_ns, remove_stale
 
 
 @pytest.mark.parametrize(
@@ -68,3 +73,23 @@ def test_extra_ca_build_arg_carries_only_certificates(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "proxy.crt").write_text(pem + "\n")
     assert extra_ca_build_args(tmp_path) == {"EXTRA_CA_CERTS": pem + "\n"}
+
+
+@pytest.mark.e2e
+def test_remove_stale_takes_only_what_dead_runs_left(docker_client: docker.DockerClient) -> None:
+    """A killed run's objects (labelled long ago) go; a running run's (labelled now) stay."""
+    suffix = f"{time.time_ns():x}"
+    old = f"{time.time_ns() - 2 * 3600 * 10**9:x}"
+    stale_network = docker_client.networks.create(f"e2e-stale-{suffix}", labels={LABEL: old})
+    stale_volume = docker_client.volumes.create(f"e2e-stale-{suffix}", labels={LABEL: old})
+    live_volume = docker_client.volumes.create(f"e2e-live-{suffix}", labels={LABEL: suffix})
+    try:
+        removed = remove_stale(docker_client)
+        assert f"network {stale_network.name}" in removed
+        assert f"volume {stale_volume.name}" in removed
+        assert f"volume {live_volume.name}" not in removed
+        assert docker_client.volumes.get(live_volume.name)
+    finally:
+        for cleanup in (stale_network.remove, stale_volume.remove, live_volume.remove):
+            with contextlib.suppress(docker.errors.NotFound):
+                cleanup()

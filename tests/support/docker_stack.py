@@ -440,3 +440,32 @@ class RealizedStack:
             *(f"network {n.name}" for n in self.client.networks.list(filters=selector)),
             *(f"volume {v.name}" for v in self.client.volumes.list(filters=selector)),
         ]
+
+
+def remove_stale(client: docker.DockerClient, max_age_s: float = 1800) -> list[str]:
+    """Remove what e2e runs that died left behind: objects with the e2e label whose run started more than
+    `max_age_s` ago (a killed run's containers would otherwise come back with the engine: restart policy).
+    Returns what was removed."""
+    now = time.time_ns()
+
+    def stale(labels: Mapping[str, str] | None) -> bool:
+        try:
+            return (now - int((labels or {}).get(LABEL, ""), 16)) / 1e9 > max_age_s
+        except ValueError:
+            return False
+
+    removed = []
+    selector = {"label": LABEL}
+    for container in client.containers.list(all=True, filters=selector):
+        if stale(container.labels):
+            container.remove(force=True, v=True)
+            removed.append(f"container {container.name}")
+    for network in client.networks.list(filters=selector):
+        if stale(network.attrs.get("Labels")):
+            network.remove()
+            removed.append(f"network {network.name}")
+    for volume in client.volumes.list(filters=selector):
+        if stale(volume.attrs.get("Labels")):
+            volume.remove(force=True)
+            removed.append(f"volume {volume.name}")
+    return removed
