@@ -21,9 +21,10 @@ import argparse
 import asyncio
 import json
 import random
+import statistics
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from server.contract import PREDICT_HANDLER
-from server.model import load_model
+from server.model import Model, load_model
 from server.settings import DEFAULT_MODEL_PATH
 
 MODES = ("normal", "feature-drift", "prediction-shift", "latency", "errors")
@@ -45,7 +46,7 @@ HEALTH_PATH = "/health"
 
 # Hard caps so a typo cannot turn the simulator into a flood or a run that never ends.
 MAX_RATE = 1000.0
-MAX_DURATION_SECONDS = 6 * 3600.0
+MAX_DURATION_SECONDS = 48 * 3600.0  # a day of baseline traffic (prediction shift compares with 24h ago)
 MAX_BATCH_SIZE = 64
 
 # Kinds of request in the mix.
@@ -82,7 +83,7 @@ class LoadConfig:
     batch_share: float = 0.1
     batch_size: int = 8
     invalid_share: float = 0.05
-    drift_features: tuple[str, ...] = ()  # empty: the model's first feature
+    drift_features: tuple[str, ...] = ()  # empty: the feature whose drift moves predictions least
     drift_strength: float = 1.0
     shift_direction: str = "up"
     shift_quantile: float = 0.75
@@ -158,42 +159,57 @@ class InputSampler:
         return out
 
 
-def model_deciles(model: object) -> list[list[float]]:
-    """The model's reference deciles as one list of cut points per feature, in feature order."""
-    names = list(model.feature_names)  # type: ignore[attr-defined]
-    deciles = model.reference_deciles  # type: ignore[attr-defined]
-    if isinstance(deciles, Mapping):
-        return [list(deciles[name]) for name in names]
-    return [list(d) for d in deciles]
-
-
-def probe_body(model: object) -> bytes:
+def probe_body(model: Model) -> bytes:
     """A valid single-row request: every feature at its reference median."""
-    return json.dumps({"features": [cuts[len(cuts) // 2] for cuts in model_deciles(model)]}).encode()
+    return json.dumps({"features": [cuts[len(cuts) // 2] for cuts in model.reference_deciles]}).encode()
+
+
+def quietest_feature(model: Model, strength: float, seed: int = 0) -> str:
+    """The feature whose drift (by `strength`) moves the median prediction least: drifting it shows
+    FeatureDrift on its own, apart from PredictionDistributionShift."""
+    sampler = InputSampler(model.reference_deciles, random.Random(seed))
+    rows = [sampler.row() for _ in range(1000)]
+    base = statistics.median(model.predict(rows))
+
+    def moved(i: int) -> float:
+        offset = strength * sampler.spreads[i]
+        shifted = [[x + offset if j == i else x for j, x in enumerate(row)] for row in rows]
+        return abs(statistics.median(model.predict(shifted)) - base)
+
+    return model.feature_names[min(range(len(model.feature_names)), key=moved)]
 
 
 class RowSource:
     """Rows for one mode: normal, drifted features, or rows chosen to move the prediction median."""
 
-    def __init__(self, model: object, config: LoadConfig, rng: random.Random):
-        self.feature_names = list(model.feature_names)  # type: ignore[attr-defined]
-        self._sampler = InputSampler(model_deciles(model), rng)
+    def __init__(self, model: Model, config: LoadConfig, rng: random.Random):
+        self.feature_names = list(model.feature_names)
+        self._sampler = InputSampler(model.reference_deciles, rng)
         self._offsets: list[float] | None = None
         self._accept: Callable[[float], bool] | None = None
-        self._predict = model.predict  # type: ignore[attr-defined]
+        self._predict = model.predict
+        self.description = "every feature drawn from its reference deciles (10% per bin)"
         if config.mode == "feature-drift":
-            drifted = set(config.drift_features or self.feature_names[:1])
+            drifted = set(config.drift_features or [quietest_feature(model, config.drift_strength)])
             self._offsets = [
                 config.drift_strength * spread if name in drifted else 0.0
                 for name, spread in zip(self.feature_names, self._sampler.spreads, strict=True)
             ]
+            self.description = "drifting " + ", ".join(
+                f"{name} by {offset:+.3g}"
+                for name, offset in zip(self.feature_names, self._offsets, strict=True)
+                if offset
+            )
         elif config.mode == "prediction-shift":
             # The cut is a quantile of the normal prediction distribution; keeping only rows beyond it
             # moves the median to the middle of the kept tail.
             reference = sorted(self._predict([self._sampler.row() for _ in range(2000)]))
             q = config.shift_quantile if config.shift_direction == "up" else 1.0 - config.shift_quantile
             cut = reference[min(len(reference) - 1, int(q * len(reference)))]
-            self.prediction_cut = cut
+            self.description = (
+                f"only rows whose prediction is {'>=' if config.shift_direction == 'up' else '<='} {cut:.3f} "
+                f"(the {q:.0%} quantile of normal traffic)"
+            )
             if config.shift_direction == "up":
                 self._accept = lambda p: p >= cut
             else:
@@ -294,20 +310,27 @@ def _progress_line(mode: str, t: float, stats: Stats, window_sent: int, window: 
     )
 
 
-async def run(config: LoadConfig, model: object | None = None, out: TextIO | None = None) -> Stats:
+async def run(config: LoadConfig, model: Model | None = None, out: TextIO | None = None) -> Stats:
     """Send the configured traffic; returns when the duration or request budget is used up."""
     validate(config)
     out = out if out is not None else sys.stdout
     if model is None:
         model = load_model(DEFAULT_MODEL_PATH)
     rng = random.Random(config.seed)
-    planner = RequestPlanner(RowSource(model, config, rng), config, rng)
+    rows = RowSource(model, config, rng)
+    planner = RequestPlanner(rows, config, rng)
     stats = Stats()
     loop = asyncio.get_running_loop()
     limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
     targets = [f"{url}{PREDICT_HANDLER}" for url in split_urls(config.url)]
     async with httpx.AsyncClient(timeout=config.timeout, limits=limits) as client:
         await preflight(client, config, probe_body(model))
+        print(
+            f"{config.mode}: {config.rate:g} requests/s for up to {config.duration:g}s to "
+            f"{', '.join(split_urls(config.url))}; {rows.description}",
+            file=out,
+            flush=True,
+        )
         sem = asyncio.Semaphore(config.concurrency)
         tasks: set[asyncio.Task[None]] = set()
 
@@ -395,13 +418,17 @@ class Phase:
 
 
 # Each phase lasts for its alert's window plus its `for:` (AlertSettings defaults) with some margin.
-# The drift phase starts with ~22 min of undrifted traffic in the 1h PSI window; drifting the first
-# feature by its whole P10..P90 spread takes PSI over 0.25 after ~8 min, then `for: 30m` follows.
+# The drift phase starts with ~22 min of undrifted traffic in the 1h PSI window; shifting one feature
+# by its whole P10..P90 spread takes its PSI over 0.25 after ~8 min, then `for: 30m` follows.
 DEMO_PHASES: tuple[Phase, ...] = (
     Phase("normal", 120, "baseline: every panel has data, no alert fires"),
     Phase("errors", 600, "5xx share > 5% over 5m, for 5m: ModelHighErrorRate fires after ~6 min"),
     Phase("latency", 600, "p95 of /predict > 0.5s over 5m, for 5m: ModelHighLatency fires after ~6 min"),
-    Phase("feature-drift", 2700, "PSI of f0 > 0.25 (1h window), for 30m: FeatureDrift fires after ~40 min"),
+    Phase(
+        "feature-drift",
+        2700,
+        "PSI of one feature > 0.25 (1h window), for 30m: FeatureDrift fires after ~40 min",
+    ),
     Phase(
         "prediction-shift",
         3600,
@@ -416,7 +443,7 @@ async def run_scenario(
     base: LoadConfig,
     phases: Sequence[Phase] = DEMO_PHASES,
     time_scale: float = 1.0,
-    model: object | None = None,
+    model: Model | None = None,
     out: TextIO | None = None,
 ) -> list[tuple[Phase, Stats | None]]:
     """Run the phases in order; chaos phases are skipped (loudly) when the server ignores chaos."""
@@ -564,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="largest batch (rows)")
     p.add_argument("--invalid-share", type=float, default=d.invalid_share, help="share of invalid requests")
     p.add_argument(
-        "--drift-features", default="", help="comma-separated features to drift (default: the first)"
+        "--drift-features",
+        default="",
+        help="comma-separated features to drift (default: the one whose drift moves predictions least)",
     )
     p.add_argument(
         "--drift-strength",

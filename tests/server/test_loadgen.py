@@ -225,12 +225,26 @@ def test_invalid_traffic_lands_under_422(chaos_server: Server) -> None:
     assert not any(code.startswith("5") for code, n in by_status.items() if n), by_status
 
 
-def test_feature_drift_raises_psi_of_the_drifted_feature_only(chaos_server: Server) -> None:
-    drifted = FEATURES[-1]
+@pytest.mark.parametrize("drifted", FEATURES)
+def test_feature_drift_raises_psi_of_the_drifted_feature_only(chaos_server: Server, drifted: str) -> None:
     d, _ = drive(chaos_server, mode="feature-drift", drift_features=(drifted,))
     psi = psi_by_feature(d)
     assert psi[drifted] > THRESHOLDS.feature_drift_psi_threshold, psi
     assert all(v < 0.1 for f, v in psi.items() if f != drifted), psi
+
+
+def test_feature_drift_defaults_to_the_feature_that_moves_predictions_least(chaos_server: Server) -> None:
+    """So the demo's drift phase shows FeatureDrift apart from the prediction-shift alert."""
+    medians = {}
+    for feature in FEATURES:
+        d, _ = drive(chaos_server, mode="feature-drift", drift_features=(feature,))
+        medians[feature] = histogram_quantile(0.5, d, contract.PREDICTION_VALUE)
+    d, _ = drive(chaos_server, mode="feature-drift")
+    psi = psi_by_feature(d)
+    drifted = [f for f, v in psi.items() if v > THRESHOLDS.feature_drift_psi_threshold]
+    normal, _ = drive(chaos_server, mode="normal")
+    base = histogram_quantile(0.5, normal, contract.PREDICTION_VALUE)
+    assert drifted == [min(medians, key=lambda f: abs(medians[f] - base))], (psi, medians, base)
 
 
 def test_prediction_shift_moves_the_median(chaos_server: Server) -> None:
