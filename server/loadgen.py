@@ -417,6 +417,9 @@ class Phase:
     watch: str  # what to look at while this phase runs
 
 
+# A demo runs for hours: fewer, coarser progress lines.
+SCENARIO_PROGRESS_INTERVAL = 30.0
+
 # Each phase lasts for its alert's window plus its `for:` (AlertSettings defaults) with some margin.
 # The drift phase starts with ~22 min of undrifted traffic in the 1h PSI window; shifting one feature
 # by its whole P10..P90 spread takes its PSI over 0.25 after ~8 min, then `for: 30m` follows.
@@ -616,7 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="most requests in flight")
     p.add_argument("--timeout", type=float, default=d.timeout, help="per-request timeout (s)")
     p.add_argument(
-        "--progress-interval", type=float, default=d.progress_interval, help="seconds between reports"
+        "--progress-interval",
+        type=float,
+        # `%(default).0s` prints nothing; it only stops the formatter from appending "(default: None)".
+        help=f"seconds between progress lines (default: {d.progress_interval:g}; "
+        f"{SCENARIO_PROGRESS_INTERVAL:g} with --scenario)%(default).0s",
     )
     p.add_argument("--seed", type=int, help="random seed (reproducible traffic)")
     p.add_argument(
@@ -627,6 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    d = LoadConfig()
     args = parser.parse_args(argv)
     config = LoadConfig(
         url=args.url,
@@ -646,7 +654,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         chaos_status=args.chaos_status,
         concurrency=args.concurrency,
         timeout=args.timeout,
-        progress_interval=args.progress_interval,
+        progress_interval=(
+            args.progress_interval
+            if args.progress_interval is not None
+            else SCENARIO_PROGRESS_INTERVAL
+            if args.scenario
+            else d.progress_interval
+        ),
         seed=args.seed,
     )
     try:

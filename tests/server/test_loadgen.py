@@ -336,6 +336,8 @@ def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str])
         ),
         (["--drift-features", "nope"], "drift-features: unknown nope; the model has"),
         (["--time-scale", "0"], "time-scale must be > 0"),
+        (["--progress-interval", "0"], "progress-interval must be > 0"),
+        (["--scenario", "demo", "--phases", "errors,chaos"], "phases: unknown chaos; choose from normal,"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_option(
