@@ -29,7 +29,9 @@ model_server = ModelServer(
         replicas=settings.model_server_replicas,
         bind_address=settings.bind_address,
         host_ports=settings.model_server_host_ports(),
+        workers=settings.model_server_workers,
         chaos_enabled=settings.chaos_enabled,
+        build_ca_certs=settings.model_server_build_ca_file,
     ),
 )
 

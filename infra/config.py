@@ -9,6 +9,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,6 +18,8 @@ import pulumi
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
 
 NAMESPACE = "model-monitoring"
+# The directory of Pulumi.yaml; the program itself runs with infra/ as working directory.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ALERT_ENGINES = ("grafana", "prometheus", "both")
 
@@ -99,6 +102,19 @@ def _webhook_url(text: str) -> str:
     return text
 
 
+def _pem_file(text: str) -> str:
+    """The PEM text of the file (relative paths from the project root, where Pulumi.yaml is); "" if unset."""
+    if not text:
+        return ""
+    try:
+        pem = (PROJECT_ROOT / text).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(text) from exc
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError(text)
+    return pem
+
+
 def _user(text: str) -> str:
     if not text or ":" in text or text != text.strip():
         raise ValueError(text)
@@ -141,6 +157,14 @@ KEYS: tuple[_Key, ...] = (
         "8000",
         _integer(1, 65535),
         "a port 1-65535 (replica i publishes port + i)",
+    ),
+    _Key("modelServerWorkers", "2", _integer(1, 16), "an integer from 1 to 16 (uvicorn workers per replica)"),
+    _Key(
+        "modelServerBuildCaFile",
+        "",
+        _pem_file,
+        "empty, or the path (absolute or relative to the project) of a PEM file of extra CAs pip must trust "
+        "while building the image (a TLS-intercepting proxy)",
     ),
     _Key("chaosEnabled", "false", _boolean, "true | false"),
     _Key(
@@ -189,6 +213,7 @@ class Settings:
     model_server_base_image: str
     model_server_replicas: int
     model_server_host_port: int
+    model_server_workers: int
     chaos_enabled: bool
     prometheus_image: str
     prometheus_host_port: int
@@ -203,6 +228,8 @@ class Settings:
     # Secrets: kept out of repr so they never reach a log.
     grafana_admin_password: str | None = field(default=None, repr=False)
     webhook_url: str = field(default="", repr=False)
+    # The PEM text of the modelServerBuildCaFile file ("" when unset); long, so kept out of repr.
+    model_server_build_ca_file: str = field(default="", repr=False)
 
     @property
     def client_host(self) -> str:

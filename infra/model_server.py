@@ -35,7 +35,9 @@ class ModelServerArgs:
     replicas: int
     bind_address: str
     host_ports: list[int]  # one per replica
+    workers: int  # uvicorn workers per replica (WEB_CONCURRENCY)
     chaos_enabled: bool
+    build_ca_certs: str = ""  # PEM text pip trusts during the build (the Dockerfile's EXTRA_CA_CERTS)
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -56,7 +58,9 @@ class ModelServer(pulumi.ComponentResource):
             build=docker.DockerBuildArgs(
                 context=str(REPO_ROOT),
                 dockerfile=str(DOCKERFILE),
-                args={"BASE_IMAGE": args.base_image},
+                # EXTRA_CA_CERTS only when given, so the usual build declares exactly BASE_IMAGE.
+                args={"BASE_IMAGE": args.base_image}
+                | ({"EXTRA_CA_CERTS": args.build_ca_certs} if args.build_ca_certs else {}),
             ),
             skip_push=True,
             opts=child,
@@ -70,7 +74,10 @@ class ModelServer(pulumi.ComponentResource):
                 f"{name}-{i}",
                 name=f"{args.name_prefix}-{name}-{i}",
                 image=self.image_digest,
-                envs=[f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}"],
+                envs=[
+                    f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
+                    f"WEB_CONCURRENCY={args.workers}",
+                ],
                 networks_advanced=[
                     docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[alias]),
                 ],

@@ -24,7 +24,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m server", description="Serve the instrumented model.")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=SERVER_PORT)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (metrics are summed)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+        help="worker processes, metrics summed over them (default: $WEB_CONCURRENCY or 1)",
+    )
     levels = ["critical", "error", "warning", "info", "debug"]
     parser.add_argument("--log-level", default="info", choices=levels)
     parser.add_argument(

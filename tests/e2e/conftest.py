@@ -101,7 +101,10 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(
-    docker_client: docker.DockerClient, base_images: docker_engine.BaseImages, pytestconfig: pytest.Config
+    docker_client: docker.DockerClient,
+    base_images: docker_engine.BaseImages,
+    pytestconfig: pytest.Config,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     if stale := remove_stale(docker_client):
         _say(pytestconfig, f"removed what earlier e2e runs left behind: {stale}")
@@ -119,11 +122,15 @@ def stack(
         # Prometheus evaluates the alert rules too, so the test sees them load and evaluate.
         "alertEngine": "both",
     }
+    # This machine intercepts TLS to PyPI: pip in the image build trusts the host's CAs through the
+    # program's own optional key (empty, and unset here, on a machine without local CAs).
+    if pem := docker_engine.local_ca_pem():
+        ca_file = tmp_path_factory.mktemp("ca") / "local-ca.pem"
+        ca_file.write_text(pem)
+        config["modelServerBuildCaFile"] = str(ca_file)
     # A stack name of its own: every Docker object name derives from it, so runs never collide.
     program = run_program(config, stack=f"e2e-{uuid.uuid4().hex[:8]}")
-    realized = RealizedStack(
-        program, docker_client, docker_engine.extra_ca_build_args(), log=lambda line: _say(pytestconfig, line)
-    )
+    realized = RealizedStack(program, docker_client, log=lambda line: _say(pytestconfig, line))
     try:
         realized.up()
         for skipped in realized.skipped:

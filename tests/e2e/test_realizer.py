@@ -13,7 +13,7 @@ import docker
 import docker.errors
 import pytest
 
-from tests.support.docker_engine import extra_ca_build_args
+from tests.support.docker_engine import local_ca_pem
 from tests.support.docker_stack import LABEL, _upload_archive, go_duration_ns, remove_stale
 
 
@@ -65,14 +65,14 @@ def test_an_upload_without_content_is_refused() -> None:
         _upload_archive([{"file": "/etc/x"}])
 
 
-def test_extra_ca_build_arg_carries_only_certificates(tmp_path: Path) -> None:
-    assert extra_ca_build_args(tmp_path) == {}
+def test_local_ca_pem_carries_only_certificates(tmp_path: Path) -> None:
+    assert local_ca_pem(tmp_path) == ""
     (tmp_path / "notes.crt").write_text("not a certificate\n")
-    assert extra_ca_build_args(tmp_path) == {}
+    assert local_ca_pem(tmp_path) == ""
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "proxy.crt").write_text(pem + "\n")
-    assert extra_ca_build_args(tmp_path) == {"EXTRA_CA_CERTS": pem + "\n"}
+    assert local_ca_pem(tmp_path) == pem + "\n"
 
 
 @pytest.mark.e2e

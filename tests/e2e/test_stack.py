@@ -80,6 +80,16 @@ def test_model_servers_become_healthy(stack: Stack) -> None:
         assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
 
 
+def test_each_replica_runs_the_declared_worker_processes(stack: Stack) -> None:
+    """modelServerWorkers reaches uvicorn (WEB_CONCURRENCY), so metrics run in multiprocess mode."""
+    for resource in stack.model_server_containers():
+        (declared,) = [e for e in resource.plain_inputs["envs"] if e.startswith("WEB_CONCURRENCY=")]
+        processes = stack.realized.containers[resource.name].top()["Processes"]
+        # uvicorn spawns each worker through multiprocessing's spawn_main.
+        workers = [p for p in processes if "spawn_main" in " ".join(p)]
+        assert len(workers) == int(declared.split("=")[1]) >= 2, processes
+
+
 def test_only_grafana_is_skipped(stack: Stack) -> None:
     """No Grafana image can be had here: its container is the one part not realized (said loudly)."""
     skipped = [s.resource.plain_inputs for s in stack.realized.skipped]

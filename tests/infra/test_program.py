@@ -167,12 +167,29 @@ def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(prog
     for container in _model_server_containers(program):
         assert container.inputs["image"] == image.outputs["repoDigest"]
         assert image.urn in container.depends_on
-        assert container.inputs["envs"] == ["MODEL_CHAOS_ENABLED=false"]
+        assert container.inputs["envs"] == ["MODEL_CHAOS_ENABLED=false", "WEB_CONCURRENCY=2"]
     assert program.outputs["modelServerImage"] == image.outputs["repoDigest"]
-    chaos = run_program({"chaosEnabled": "true", "modelServerBaseImage": "registry.local/python:3.12"})
+    chaos = run_program(
+        {
+            "chaosEnabled": "true",
+            "modelServerBaseImage": "registry.local/python:3.12",
+            "modelServerWorkers": "4",
+        }
+    )
     assert chaos.one(IMAGE).inputs["build"]["args"] == {"BASE_IMAGE": "registry.local/python:3.12"}
     assert {tuple(c.inputs["envs"]) for c in _model_server_containers(chaos)} == {
-        ("MODEL_CHAOS_ENABLED=true",)
+        ("MODEL_CHAOS_ENABLED=true", "WEB_CONCURRENCY=4")
+    }
+
+
+def test_build_ca_file_reaches_the_image_build_only_when_set(tmp_path):
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    ca_file = tmp_path / "proxy-ca.pem"
+    ca_file.write_text(pem)
+    program = run_program({"modelServerBuildCaFile": str(ca_file)})
+    assert program.one(IMAGE).inputs["build"]["args"] == {
+        "BASE_IMAGE": "python:3.11-slim",
+        "EXTRA_CA_CERTS": pem,
     }
 
 
@@ -373,6 +390,9 @@ def test_outputs_point_at_the_published_ports(program):
         ("webhookUrl", "ftp://example.com", "http(s)://"),
         ("prometheusHostPort", "8001", "a port 1-65535"),  # collides with replica 1
         ("modelServerReplica", "3", "allowed keys"),  # typo of modelServerReplicas
+        ("modelServerWorkers", "0", "an integer from 1 to 16"),
+        ("modelServerBuildCaFile", "/nonexistent/ca.pem", "a PEM file of extra CAs"),
+        ("modelServerBuildCaFile", "pyproject.toml", "a PEM file of extra CAs"),  # exists, holds no CA
     ],
 )
 def test_invalid_config_is_refused_with_the_key_and_allowed_values(key, value, allowed):

@@ -2,8 +2,8 @@
 
 `ensure_engine()` starts dockerd in the background when none answers (scripts/docker-engine.sh);
 `ensure_base_images()` builds, once, a Debian python base image and a Prometheus image from Debian
-packages (scripts/e2e-images.sh; cached by tag + recipe label). `extra_ca_build_args()` is the optional
-CA build input of server/Dockerfile, filled from the host's locally added CAs.
+packages (scripts/e2e-images.sh; cached by tag + recipe label). `local_ca_pem()` fills the program's
+optional `modelServerBuildCaFile` from the host's locally added CAs.
 """
 
 from __future__ import annotations
@@ -71,11 +71,12 @@ def ensure_base_images(timeout: float = 900) -> tuple[BaseImages, str]:
     return images, _run(IMAGES_SCRIPT, timeout, env)
 
 
-def extra_ca_build_args(ca_dir: Path = LOCAL_CA_DIR) -> dict[str, str]:
-    """`{"EXTRA_CA_CERTS": <PEM>}` with the host's locally added CAs, or {} when there are none.
+def local_ca_pem(ca_dir: Path = LOCAL_CA_DIR) -> str:
+    """The host's locally added CAs as one PEM text, or "" when there are none.
 
-    Only pip inside the image build uses them (server/Dockerfile); elsewhere this is empty.
+    Given to the program's `modelServerBuildCaFile` key, only pip inside the image build uses them
+    (server/Dockerfile's EXTRA_CA_CERTS); elsewhere this is empty.
     """
     pems = [path.read_text().strip() for path in sorted(ca_dir.glob("**/*.crt")) if path.is_file()]
     pem = "\n".join(p for p in pems if "BEGIN CERTIFICATE" in p)
-    return {"EXTRA_CA_CERTS": pem + "\n"} if pem else {}
+    return pem + "\n" if pem else ""

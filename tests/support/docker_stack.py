@@ -120,7 +120,6 @@ class RealizedStack:
 
     program: Program
     client: docker.DockerClient
-    extra_build_args: Mapping[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = print
     run_label: str = field(default_factory=lambda: f"{time.time_ns():x}")
 
@@ -182,14 +181,13 @@ class RealizedStack:
         dockerfile = Path(build.get("dockerfile") or context / "Dockerfile")
         if not dockerfile.is_absolute():
             dockerfile = context / dockerfile
-        args = {**(build.get("args") or {}), **self.extra_build_args}
+        args = build.get("args") or {}
         tag = inputs["imageName"]
         # pulumi-docker builds with BuildKit unless told BuilderV1; do the same when a CLI can.
         cli = None if build.get("builderVersion") == "BuilderV1" else buildkit_cli()
         self.log(
             f"building {tag} from {context} with {dockerfile.relative_to(context)} "
-            f"({'BuildKit via ' + cli if cli else 'classic builder'}), declared build args "
-            f"{sorted(build.get('args') or {})} + {sorted(self.extra_build_args)} from this host"
+            f"({'BuildKit via ' + cli if cli else 'classic builder'}), declared build args {sorted(args)}"
         )
         if cli:
             image_id = self._build_with_cli(cli, context, dockerfile, tag, args, build)
