@@ -42,6 +42,7 @@ class Grafana(pulumi.ComponentResource):
     """Grafana in a container; `wait=True` so dependants (the Grafana provider) start once it is healthy."""
 
     admin_password: pulumi.Output[str]
+    image: docker.RemoteImage
     volume: docker.Volume
     container: docker.Container
 
@@ -56,11 +57,13 @@ class Grafana(pulumi.ComponentResource):
             password = args.admin_password
         self.admin_password = pulumi.Output.secret(password)
 
+        # Pulled once and kept on destroy; the container runs its id, so a new tag replaces it.
+        self.image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True, opts=child)
         self.volume = docker.Volume(f"{name}-data", name=f"{args.name_prefix}-{name}-data", opts=child)
         self.container = docker.Container(
             name,
             name=f"{args.name_prefix}-{name}",
-            image=args.image,
+            image=self.image.image_id,
             envs=[
                 *_STATIC_ENV,
                 f"GF_SECURITY_ADMIN_USER={args.admin_user}",

@@ -92,6 +92,7 @@ class Prometheus(pulumi.ComponentResource):
 
     config_yaml: str
     rule_files: dict[str, str]
+    image: docker.RemoteImage
     volume: docker.Volume
     container: docker.Container
 
@@ -105,6 +106,10 @@ class Prometheus(pulumi.ComponentResource):
             for file_name, text in self.rule_files.items()
         ]
 
+        # Pulled once and kept on destroy; the container runs its id, so a new tag replaces it.
+        self.image = docker.RemoteImage(
+            f"{name}-image", name=args.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
+        )
         self.volume = docker.Volume(
             f"{name}-data",
             name=f"{args.name_prefix}-{name}-data",
@@ -113,7 +118,7 @@ class Prometheus(pulumi.ComponentResource):
         self.container = docker.Container(
             name,
             name=f"{args.name_prefix}-{name}",
-            image=args.image,
+            image=self.image.image_id,
             # Explicit arguments: any image whose entrypoint is the prometheus binary works.
             command=[
                 f"--config.file={CONFIG_FILE}",

@@ -27,6 +27,7 @@ from tests.support.prometheus import (
     values,
     wait_for,
 )
+from tests.support.pulumi_mocks import REMOTE_IMAGE
 
 pytestmark = pytest.mark.e2e
 
@@ -92,8 +93,10 @@ def test_each_replica_runs_the_declared_worker_processes(stack: Stack) -> None:
 
 def test_only_grafana_is_skipped(stack: Stack) -> None:
     """No Grafana image can be had here: its container is the one part not realized (said loudly)."""
-    skipped = [s.resource.plain_inputs for s in stack.realized.skipped]
-    assert [s["image"] for s in skipped] == [stack.program.config["grafanaImage"]]
+    skipped = [s.resource.plain_inputs["image"] for s in stack.realized.skipped]
+    grafana_image = stack.program.one(REMOTE_IMAGE, "grafana-image")
+    assert grafana_image.plain_inputs["name"] == stack.program.config["grafanaImage"]
+    assert skipped == [grafana_image.outputs["imageId"]]
     prometheus = stack.container("-prometheus")
     assert stack.realized.health(prometheus) == "healthy", stack.realized.logs(prometheus)
 

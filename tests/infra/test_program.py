@@ -22,6 +22,7 @@ from tests.support.pulumi_mocks import (
     NETWORK,
     NOTIFICATION_POLICY,
     RANDOM_PASSWORD,
+    REMOTE_IMAGE,
     REPO_ROOT,
     RULE_GROUP,
     VOLUME,
@@ -191,6 +192,20 @@ def test_build_ca_file_reaches_the_image_build_only_when_set(tmp_path):
         "BASE_IMAGE": "python:3.11-slim",
         "EXTRA_CA_CERTS": pem,
     }
+
+
+@pytest.mark.parametrize(
+    ("component", "key"), [("prometheus", "prometheusImage"), ("grafana", "grafanaImage")]
+)
+def test_service_images_are_pulled_once_and_run_by_id(component, key):
+    program = run_program({key: f"registry.local/mirror/{component}:1.2.3"})
+    image = program.one(REMOTE_IMAGE, f"{component}-image")
+    assert image.inputs["name"] == f"registry.local/mirror/{component}:1.2.3"
+    assert image.inputs["keepLocally"] is True  # destroy leaves the pulled image for the next up
+    container = _container(program, component)
+    # By id: a new tag in the config gives a new id, so the container is replaced.
+    assert container.inputs["image"] == image.outputs["imageId"]
+    assert image.urn in container.depends_on
 
 
 @pytest.mark.parametrize("replicas", [1, 3])

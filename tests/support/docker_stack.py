@@ -32,12 +32,13 @@ from docker.errors import APIError, BuildError, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import Mount
 
-from tests.support.pulumi_mocks import CONTAINER, IMAGE, NETWORK, VOLUME, Program, Resource
+from tests.support.pulumi_mocks import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, VOLUME, Program, Resource
 
 # Put on every object created here: `docker ps -a --filter label=org.model-monitoring.e2e` finds leftovers.
 LABEL = "org.model-monitoring.e2e"
 
 _IMAGE_INPUTS = {"imageName", "build", "skipPush", "buildOnPreview"}
+_REMOTE_IMAGE_INPUTS = {"name", "keepLocally", "platform"}
 _BUILD_INPUTS = {"context", "dockerfile", "args", "builderVersion", "platform", "target"}
 _NETWORK_INPUTS = {"name", "driver", "internal", "attachable", "labels", "options", "checkDuplicate"}
 _VOLUME_INPUTS = {"name", "driver", "driverOpts", "labels"}
@@ -124,6 +125,7 @@ class RealizedStack:
     run_label: str = field(default_factory=lambda: f"{time.time_ns():x}")
 
     images: dict[str, str] = field(default_factory=dict)  # declared reference (digest/name) -> image id
+    image_names: dict[str, str] = field(default_factory=dict)  # RemoteImage's declared id -> its name
     built_tags: list[str] = field(default_factory=list)
     networks: dict[str, Any] = field(default_factory=dict)  # declared name -> Network
     volumes: dict[str, Any] = field(default_factory=dict)  # declared name -> Volume
@@ -135,12 +137,14 @@ class RealizedStack:
 
     def up(self) -> RealizedStack:
         """Realize every declared Docker resource, dependencies first (images, networks, volumes)."""
-        handled = {IMAGE, NETWORK, VOLUME, CONTAINER}
+        handled = {IMAGE, REMOTE_IMAGE, NETWORK, VOLUME, CONTAINER}
         other = sorted({r.type_ for r in self.program.resources if r.type_.startswith("docker:")} - handled)
         if other:
             raise NotImplementedError(f"the e2e realizer cannot create {other} yet")
         for resource in self.program.of_type(IMAGE):
             self._timed(f"build {resource.name}", self._build, resource)
+        for resource in self.program.of_type(REMOTE_IMAGE):
+            self._remote_image(resource)
         for resource in self.program.of_type(NETWORK):
             self._network(resource)
         for resource in self.program.of_type(VOLUME):
@@ -261,6 +265,18 @@ class RealizedStack:
         )
         self.log(f"created volume {name}")
 
+    def _remote_image(self, resource: Resource) -> None:
+        """The provider would pull it; no registry is reachable here, so it must already be local."""
+        inputs = resource.plain_inputs
+        _unsupported(resource, _REMOTE_IMAGE_INPUTS, inputs)
+        declared_id = resource.outputs["imageId"]  # what the containers name (mocked)
+        self.image_names[declared_id] = inputs["name"]
+        image_id = self._image_id(inputs["name"])
+        if image_id is None:
+            self.log(f"image {inputs['name']} is not on this engine and cannot be pulled here")
+        else:
+            self.images[declared_id] = image_id
+
     def _image_id(self, reference: str) -> str | None:
         if reference in self.images:
             return self.images[reference]
@@ -275,7 +291,8 @@ class RealizedStack:
         _unsupported(resource, _CONTAINER_INPUTS, inputs)
         image_id = self._image_id(inputs["image"])
         if image_id is None:
-            reason = f"image {inputs['image']!r} is not on this engine and no registry is reachable"
+            image = self.image_names.get(inputs["image"], inputs["image"])
+            reason = f"image {image!r} is not on this engine and no registry is reachable"
             self.skipped.append(Skipped(resource, reason))
             self.log(f"SKIPPED container {inputs['name']}: {reason}")
             return None

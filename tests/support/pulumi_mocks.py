@@ -40,6 +40,7 @@ DEFAULT_STACK = "dev"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/image:Image"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 CONTAINER = "docker:index/container:Container"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 GRAFANA_PROVIDER = "pulumi:providers:grafana"
@@ -152,6 +153,10 @@ class RecordingMocks(pulumi_mocks.Mocks):
             computed["repoDigest"] = "sha256:" + _digest(plain.get("imageName"), plain.get("build"))
             build = plain.get("build") or {}
             computed.update(context=build.get("context"), dockerfile=build.get("dockerfile"))
+        if args.typ == REMOTE_IMAGE:
+            # The pulled image's id: a function of the reference.
+            computed["imageId"] = "sha256:" + _digest(plain.get("name"))
+            computed["repoDigest"] = f"{plain.get('name')}@{computed['imageId']}"
         if args.typ == RANDOM_PASSWORD:
             computed["result"] = "mock-" + _digest(args.name)[:27]
         if args.typ == FOLDER:
