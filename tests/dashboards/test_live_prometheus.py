@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -32,69 +27,39 @@ from server import contract
 from server.loadgen import InputSampler
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
+from tests.support.net import wait_for
 from tests.support.prometheus import (
     RunningPrometheus,
     active_alerts,
     dashboard_exprs,
     finite_values,
-    free_port,
     grafana_expr_to_promql,
     query,
     rule_groups,
     running_prometheus,
-    wait_for,
 )
+from tests.support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parents[2]
 SCRAPE_INTERVAL_S = 1.0
 # Enough rows per feature that sampling noise keeps PSI far below the alert threshold (PSI ~ 9 / rows).
 MIN_PREDICTIONS = 2000
 
 
 @pytest.fixture(scope="module")
-def model_server() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "PROMETHEUS_MULTIPROC"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group: the uvicorn workers are stopped with it
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"server exited with {process.returncode}: {process.stderr.read().decode()}"
-                )
-            return httpx.get(f"{url}/ready", timeout=2).status_code == 200
-
-        wait_for(ready, timeout=60, what="the model server")
-        yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("model-server"), workers=2) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def prometheus(model_server: str, prometheus_binary: str) -> Iterator[RunningPrometheus]:
-    target = model_server.removeprefix("http://")
+def prometheus(model_server: RunningServer) -> Iterator[RunningPrometheus]:
     with running_prometheus(
         prometheus_rule_files(DEFAULT_SETTINGS),
-        [target],
+        [model_server.target],
         contract.JOB_NAME,
         scrape_interval_s=SCRAPE_INTERVAL_S,
-        binary=prometheus_binary,
     ) as running:
         yield running
 
@@ -132,10 +97,10 @@ class Traffic:
 
 
 @pytest.fixture(scope="module")
-def traffic(model_server: str, prometheus: RunningPrometheus) -> Iterator[Traffic]:
+def traffic(model_server: RunningServer, prometheus: RunningPrometheus) -> Iterator[Traffic]:
     # Start after the first scrape, so increase() over the drift window sees every request.
     wait_for(lambda: query(prometheus.base_url, f"{queries.target_up()} == 1"), 60, what="a first scrape")
-    traffic = Traffic(model_server)
+    traffic = Traffic(model_server.url)
     thread = threading.Thread(target=traffic.run, daemon=True)
     thread.start()
     try:

@@ -18,6 +18,7 @@ import yaml
 
 from server import contract
 from tests.e2e.conftest import Stack
+from tests.support.net import wait_for
 from tests.support.prometheus import (
     dashboard_exprs,
     grafana_expr_to_promql,
@@ -25,7 +26,6 @@ from tests.support.prometheus import (
     rule_groups,
     targets,
     values,
-    wait_for,
 )
 from tests.support.pulumi_mocks import REMOTE_IMAGE
 

@@ -1,10 +1,8 @@
 """The Prometheus config and rule files the program uploads, checked by the real promtool and Prometheus."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -12,12 +10,10 @@ from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import DEFAULT_SETTINGS
 from infra.prometheus import recording_rules_only, scrape_config, select_rule_files
 from server import contract
-from tests.support.prometheus import free_port, wait_for
+from tests.support.net import wait_for
+from tests.support.prometheus import prometheus_with_config, rule_groups, targets
 from tests.support.pulumi_mocks import CONTAINER, run_program
-
-PROMTOOL = shutil.which("promtool")
-PROMETHEUS = shutil.which("prometheus")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool missing: make system-deps")
+from tests.support.tools import require_binary
 
 
 def _write_uploads(program, root: Path) -> Path:
@@ -33,12 +29,12 @@ def _write_uploads(program, root: Path) -> Path:
     return config_path
 
 
-@needs_promtool
 @pytest.mark.parametrize("engine", ["grafana", "prometheus", "both"])
 def test_uploaded_config_and_rules_pass_promtool(tmp_path, engine):
+    promtool = require_binary("promtool", package="prometheus")
     config_path = _write_uploads(run_program({"alertEngine": engine}), tmp_path)
     result = subprocess.run(
-        [PROMTOOL, "check", "config", str(config_path)], capture_output=True, text=True, timeout=60
+        [promtool, "check", "config", str(config_path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
     # promtool checked each referenced rule file too (and found them where the config says).
@@ -65,50 +61,16 @@ def test_rule_file_names_cannot_escape_the_rules_directory():
         select_rule_files({"../prometheus.yml": "groups: []\n"}, alerting_rules=True)
 
 
-@needs_promtool
 @pytest.mark.live
-@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus missing: make system-deps")
 def test_real_prometheus_loads_the_config_with_one_target_per_replica(tmp_path):
     program = run_program({"alertEngine": "both", "modelServerReplicas": "3"})
     config_path = _write_uploads(program, tmp_path)
-    port = free_port()
-    log = (tmp_path / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config_path}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def ready():
-            assert process.poll() is None, (tmp_path / "prometheus.log").read_text()
-            return httpx.get(f"{base}/-/ready", timeout=2).status_code == 200
-
-        wait_for(ready, 60, what="prometheus")
+    with prometheus_with_config(config_path) as prometheus:
         # Target discovery runs asynchronously after start-up.
-        targets = wait_for(
-            lambda: httpx.get(f"{base}/api/v1/targets", timeout=5).json()["data"]["activeTargets"],
-            60,
-            what="scrape targets",
-        )
-        assert sorted((t["labels"]["job"], t["labels"]["instance"]) for t in targets) == [
+        found = wait_for(lambda: targets(prometheus.base_url), 60, what="scrape targets")
+        assert sorted((t["labels"]["job"], t["labels"]["instance"]) for t in found) == [
             (contract.JOB_NAME, f"model-server-{i}:{contract.SERVER_PORT}") for i in range(3)
         ]
-        groups = httpx.get(f"{base}/api/v1/rules", timeout=5).json()["data"]["groups"]
-        rules = {r["name"] for g in groups for r in g["rules"]}
+        rules = {r["name"] for g in rule_groups(prometheus.base_url) for r in g["rules"]}
         assert contract.FEATURE_DRIFT_PSI in rules
         assert contract.ALERT_FEATURE_DRIFT in rules
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        log.close()

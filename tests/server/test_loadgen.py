@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import os
-import socket
 import subprocess
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -40,14 +38,15 @@ from server.loadgen import (
 )
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
+from tests.support.net import free_port, wait_for
 from tests.support.prometheus import (
     RunningPrometheus,
     active_alerts,
     finite_values,
     rule_groups,
     running_prometheus,
-    wait_for,
 )
+from tests.support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.live
 
@@ -61,65 +60,19 @@ FEATURES = list(MODEL.feature_names)
 # A real server per chaos setting
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-
-
-def _start_server(tmp: Path, chaos: bool) -> Iterator[Server]:
-    port = _free_port()
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("MODEL_CHAOS_ENABLED", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    if chaos:
-        env["MODEL_CHAOS_ENABLED"] = "1"
-    log = (tmp / f"server-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {(tmp / log.name).read_text()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy within 30s")
-            time.sleep(0.1)
-        yield Server(url)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+CHAOS = {"MODEL_CHAOS_ENABLED": "1"}
 
 
 @pytest.fixture(scope="module")
-def chaos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _start_server(tmp_path_factory.mktemp("chaos"), chaos=True)
+def chaos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("chaos"), env=CHAOS) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _start_server(tmp_path_factory.mktemp("plain"), chaos=False)
+def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with running_server(tmp_path_factory.mktemp("plain")) as server:
+        yield server
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,7 +137,7 @@ def requests_by_status(d: Samples) -> dict[str, float]:
     return out
 
 
-def drive(server: Server, **overrides: object) -> tuple[Samples, object]:
+def drive(server: RunningServer, **overrides: object) -> tuple[Samples, object]:
     """One bounded, seeded run; returns the /metrics delta and the client-side stats."""
     config = LoadConfig(
         url=server.url, rate=200.0, duration=3.0, max_requests=300, seed=7, progress_interval=1.0
@@ -199,7 +152,7 @@ def drive(server: Server, **overrides: object) -> tuple[Samples, object]:
 # Modes
 
 
-def test_normal_mode_keeps_psi_low_and_serves_the_mix(chaos_server: Server) -> None:
+def test_normal_mode_keeps_psi_low_and_serves_the_mix(chaos_server: RunningServer) -> None:
     d, stats = drive(chaos_server, mode="normal")
     psi = psi_by_feature(d)
     assert set(psi) == set(FEATURES)
@@ -216,7 +169,7 @@ def test_normal_mode_keeps_psi_low_and_serves_the_mix(chaos_server: Server) -> N
     assert not stats.transport_errors
 
 
-def test_invalid_traffic_lands_under_422(chaos_server: Server) -> None:
+def test_invalid_traffic_lands_under_422(chaos_server: RunningServer) -> None:
     d, stats = drive(chaos_server, mode="normal", invalid_share=0.5, batch_share=0.0, max_requests=120)
     by_status = requests_by_status(d)
     assert stats.sent[INVALID] > 30
@@ -226,14 +179,18 @@ def test_invalid_traffic_lands_under_422(chaos_server: Server) -> None:
 
 
 @pytest.mark.parametrize("drifted", FEATURES)
-def test_feature_drift_raises_psi_of_the_drifted_feature_only(chaos_server: Server, drifted: str) -> None:
+def test_feature_drift_raises_psi_of_the_drifted_feature_only(
+    chaos_server: RunningServer, drifted: str
+) -> None:
     d, _ = drive(chaos_server, mode="feature-drift", drift_features=(drifted,))
     psi = psi_by_feature(d)
     assert psi[drifted] > THRESHOLDS.feature_drift_psi_threshold, psi
     assert all(v < 0.1 for f, v in psi.items() if f != drifted), psi
 
 
-def test_feature_drift_defaults_to_the_feature_that_moves_predictions_least(chaos_server: Server) -> None:
+def test_feature_drift_defaults_to_the_feature_that_moves_predictions_least(
+    chaos_server: RunningServer,
+) -> None:
     """So the demo's drift phase shows FeatureDrift apart from the prediction-shift alert."""
     medians = {}
     for feature in FEATURES:
@@ -247,7 +204,7 @@ def test_feature_drift_defaults_to_the_feature_that_moves_predictions_least(chao
     assert drifted == [min(medians, key=lambda f: abs(medians[f] - base))], (psi, medians, base)
 
 
-def test_prediction_shift_moves_the_median(chaos_server: Server) -> None:
+def test_prediction_shift_moves_the_median(chaos_server: RunningServer) -> None:
     name = contract.PREDICTION_VALUE
     normal, _ = drive(chaos_server, mode="normal")
     up, _ = drive(chaos_server, mode="prediction-shift", shift_direction="up")
@@ -257,7 +214,7 @@ def test_prediction_shift_moves_the_median(chaos_server: Server) -> None:
     assert base - histogram_quantile(0.5, down, name) > THRESHOLDS.prediction_shift_threshold
 
 
-def test_latency_mode_pushes_predict_p95_over_the_threshold(chaos_server: Server) -> None:
+def test_latency_mode_pushes_predict_p95_over_the_threshold(chaos_server: RunningServer) -> None:
     labels = {"handler": contract.PREDICT_HANDLER, "method": "POST"}
     normal, _ = drive(chaos_server, mode="normal", max_requests=100)
     assert (
@@ -273,7 +230,7 @@ def test_latency_mode_pushes_predict_p95_over_the_threshold(chaos_server: Server
 
 
 @pytest.mark.parametrize("status", [500, 503])
-def test_errors_mode_raises_the_5xx_share(chaos_server: Server, status: int) -> None:
+def test_errors_mode_raises_the_5xx_share(chaos_server: RunningServer, status: int) -> None:
     d, stats = drive(chaos_server, mode="errors", chaos_status=status, chaos_share=0.3)
     by_status = requests_by_status(d)
     share = sum(n for code, n in by_status.items() if code.startswith("5")) / sum(by_status.values())
@@ -288,7 +245,9 @@ def test_errors_mode_raises_the_5xx_share(chaos_server: Server, status: int) -> 
 # Refusals, CLI and the demo scenario
 
 
-def test_several_urls_share_the_traffic_in_turn(chaos_server: Server, plain_server: Server) -> None:
+def test_several_urls_share_the_traffic_in_turn(
+    chaos_server: RunningServer, plain_server: RunningServer
+) -> None:
     """Replicas (the stack publishes one port each) get requests round robin."""
     before = [scrape(chaos_server.url), scrape(plain_server.url)]
     config = LoadConfig(url=f"{chaos_server.url},{plain_server.url}/", rate=200, max_requests=101, seed=5)
@@ -302,7 +261,7 @@ def test_several_urls_share_the_traffic_in_turn(chaos_server: Server, plain_serv
 
 
 @pytest.mark.parametrize("mode", ["latency", "errors"])
-def test_chaos_modes_refuse_a_server_without_chaos(plain_server: Server, mode: str) -> None:
+def test_chaos_modes_refuse_a_server_without_chaos(plain_server: RunningServer, mode: str) -> None:
     before = scrape(plain_server.url)
     with pytest.raises(LoadgenError, match="MODEL_CHAOS_ENABLED"):
         asyncio.run(
@@ -313,7 +272,7 @@ def test_chaos_modes_refuse_a_server_without_chaos(plain_server: Server, mode: s
 
 
 def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     assert main(["--url", url, "--duration", "1"]) == 1
     assert f"cannot reach the model server at {url}" in capsys.readouterr().err
 
@@ -349,7 +308,7 @@ def test_bad_arguments_exit_2_naming_the_option(
     assert message in capsys.readouterr().err
 
 
-def test_cli_reports_progress_and_stops_by_itself(chaos_server: Server) -> None:
+def test_cli_reports_progress_and_stops_by_itself(chaos_server: RunningServer) -> None:
     proc = subprocess.run(
         [
             sys.executable,
@@ -383,7 +342,7 @@ def test_cli_reports_progress_and_stops_by_itself(chaos_server: Server) -> None:
     assert all(f"{code}:" in lines[-1] for code in (200, 422, 500)), lines
 
 
-def test_demo_scenario_runs_its_phases_and_skips_chaos_when_off(plain_server: Server) -> None:
+def test_demo_scenario_runs_its_phases_and_skips_chaos_when_off(plain_server: RunningServer) -> None:
     out = io.StringIO()
     phases = (Phase("normal", 1, "a"), Phase("errors", 1, "b"), Phase("feature-drift", 1, "c"))
     base = LoadConfig(url=plain_server.url, rate=50, seed=3, progress_interval=5)
@@ -402,16 +361,16 @@ def test_demo_scenario_runs_its_phases_and_skips_chaos_when_off(plain_server: Se
 
 
 @pytest.fixture
-def monitored_server(tmp_path: Path) -> Iterator[tuple[Server, RunningPrometheus]]:
+def monitored_server(tmp_path: Path) -> Iterator[tuple[RunningServer, RunningPrometheus]]:
     """A fresh chaos-enabled server (so the 1h/5m windows hold only this test's traffic) and a
     Prometheus scraping it every second with the rule files the stack deploys."""
-    for server in _start_server(tmp_path, chaos=True):
-        with running_prometheus(
-            prometheus_rule_files(THRESHOLDS), [server.url.removeprefix("http://")], contract.JOB_NAME
-        ) as prom:
-            # A scrape before any traffic, so increase() sees the counters' start at 0.
-            wait_for(lambda: finite_values(prom.query("up")) == [1.0], timeout=30, what="a first scrape")
-            yield server, prom
+    with (
+        running_server(tmp_path, env=CHAOS) as server,
+        running_prometheus(prometheus_rule_files(THRESHOLDS), [server.target], contract.JOB_NAME) as prom,
+    ):
+        # A scrape before any traffic, so increase() sees the counters' start at 0.
+        wait_for(lambda: finite_values(prom.query("up")) == [1.0], timeout=30, what="a first scrape")
+        yield server, prom
 
 
 def _predict_requests_seen(prom: RunningPrometheus) -> float:
@@ -447,7 +406,7 @@ def psi_recorded(prom: RunningPrometheus) -> dict[str, float]:
 
 
 def test_each_mode_makes_its_alert_pending_in_prometheus(
-    monitored_server: tuple[Server, RunningPrometheus],
+    monitored_server: tuple[RunningServer, RunningPrometheus],
 ) -> None:
     """normal -> nothing; feature-drift -> FeatureDrift for that feature only; errors -> ModelHighErrorRate;
     latency -> ModelHighLatency. Alerts stay pending: their `for:` is minutes, this test is seconds."""

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,8 +11,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import contract
+from tests.support.net import wait_for
+from tests.support.server import running_server
 
-from .conftest import VALID, live_server
+from .conftest import VALID
 
 pytestmark = pytest.mark.live
 N = 240
@@ -51,19 +52,11 @@ def per_worker_requests(multiproc_dir: Path) -> dict[int, float]:
     return counts
 
 
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return result
-
-
 def test_two_workers_add_up_and_dead_workers_are_marked(tmp_path):
     stale = tmp_path / "metrics" / "counter_999999.db"
     stale.parent.mkdir()
     stale.write_bytes(b"left over from an earlier run")
-    with live_server(tmp_path, workers=2) as server:
+    with running_server(tmp_path, workers=2, multiproc_dir=stale.parent) as server:
         assert not stale.exists()  # the directory is wiped before the workers start
 
         before = scrape(server.url)
@@ -100,9 +93,9 @@ def test_two_workers_add_up_and_dead_workers_are_marked(tmp_path):
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
         live_gauge = server.multiproc_dir / f"gauge_livemax_{victim}.db"
-        wait_for(lambda: not live_gauge.exists(), what="the dead worker's live gauge file to go")
+        wait_for(lambda: not live_gauge.exists(), 30, what="the dead worker's live gauge file to go")
         wait_for(
-            lambda: len(list(server.multiproc_dir.glob("gauge_livemax_*.db"))) == 2, what="a replacement"
+            lambda: len(list(server.multiproc_dir.glob("gauge_livemax_*.db"))) == 2, 30, what="a replacement"
         )
 
         survived = scrape(server.url)
@@ -114,7 +107,7 @@ def test_two_workers_add_up_and_dead_workers_are_marked(tmp_path):
 
 
 def test_single_worker_answers_the_readme_curl(tmp_path):
-    with live_server(tmp_path, workers=1, multiproc=False) as server:
+    with running_server(tmp_path, workers=1) as server:
         response = httpx.post(
             f"{server.url}/predict",
             content=b'{"features": [0.5, 0.3, 0.7]}',
@@ -134,4 +127,4 @@ def test_single_worker_answers_the_readme_curl(tmp_path):
         samples = scrape(server.url)
         assert get(samples, contract.REQUESTS_TOTAL, **{**PREDICT_OK, "status": "413"}) == 2
         assert get(samples, contract.REQUESTS_TOTAL, **PREDICT_OK) == 2
-        assert not server.multiproc_dir.exists()  # one worker: plain in-memory metrics
+        assert not (tmp_path / "metrics").exists()  # one worker: plain in-memory metrics

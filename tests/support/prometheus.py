@@ -1,65 +1,35 @@
 """Test helpers around a real Prometheus: run the Debian binary, query its HTTP API, and turn Grafana
 panel expressions into plain PromQL.
 
-Shared by tests/dashboards (local `prometheus` process) and tests/e2e (Prometheus in a container: only
-`query`, `wait_for`, `dashboard_exprs` and `grafana_expr_to_promql` are needed there).
+Shared by tests/dashboards, tests/server and tests/infra (local `prometheus` process) and tests/e2e
+(Prometheus in a container: only `query`, `dashboard_exprs` and `grafana_expr_to_promql` are needed there).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import shutil
-import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import yaml
 
-T = TypeVar("T")
+from tests.support.net import ProbeError, free_port, wait_for
+from tests.support.tools import require_binary
 
 HTTP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(
-    probe: Callable[[], T | None], timeout: float, interval: float = 0.25, what: str = "condition"
-) -> T:
-    """Call `probe` until it returns something truthy (returned) or `timeout` seconds pass (TimeoutError
-    naming `what` and the last exception, if any)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            result = probe()
-            if result:
-                return result
-        except (httpx.HTTPError, PrometheusQueryError, OSError) as error:
-            last_error = error
-        if time.monotonic() > deadline:
-            detail = f" (last error: {last_error!r})" if last_error else ""
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
-        time.sleep(interval)
 
 
 # --- HTTP API ----------------------------------------------------------------------------------------
 
 
-class PrometheusQueryError(RuntimeError):
-    """Prometheus answered a query with an error (bad PromQL, execution error)."""
+class PrometheusQueryError(ProbeError):
+    """Prometheus answered a query with an error (bad PromQL, execution error); `wait_for` retries it."""
 
 
 def _api(base_url: str, path: str, params: Mapping[str, str] | None = None) -> dict:
@@ -191,9 +161,6 @@ def running_prometheus(
 ) -> Iterator[RunningPrometheus]:
     """Run the `prometheus` binary on a free 127.0.0.1 port with `rule_files` (name -> YAML) loaded and
     `scrape_targets` ("host:port") scraped as `job_name`; yields once /-/ready answers; always stops it."""
-    executable = shutil.which(binary)
-    if executable is None:
-        raise RuntimeError(f"{binary} not found: install the Debian package prometheus (make system-deps)")
     with tempfile.TemporaryDirectory(prefix="prometheus-test-") as tmp:
         directory = Path(tmp)
         rules_dir = directory / "rules"
@@ -203,34 +170,47 @@ def running_prometheus(
         config = prometheus_config(scrape_targets, job_name, scrape_interval_s, [str(rules_dir / "*.yml")])
         config_path = directory / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        port = free_port()
-        log_path = directory / "prometheus.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [
-                    executable,
-                    f"--config.file={config_path}",
-                    f"--storage.tsdb.path={directory / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                    "--log.level=warn",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        running = RunningPrometheus(f"http://127.0.0.1:{port}", directory, log_path)
-        try:
-
-            def ready() -> bool:
-                if process.poll() is not None:
-                    raise RuntimeError(f"prometheus exited with {process.returncode}:\n{running.log()}")
-                return httpx.get(f"{running.base_url}/-/ready", timeout=2).status_code == 200
-
-            wait_for(ready, startup_timeout, what=f"prometheus on port {port}")
+        with prometheus_with_config(config_path, startup_timeout=startup_timeout, binary=binary) as running:
             yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+
+
+@contextmanager
+def prometheus_with_config(
+    config_path: Path, *, startup_timeout: float = 60.0, binary: str = "prometheus"
+) -> Iterator[RunningPrometheus]:
+    """Run the `prometheus` binary on a free 127.0.0.1 port with a ready-made config file (its relative
+    `rule_files` paths resolve next to it), TSDB and log in the file's directory; yields once /-/ready
+    answers; always stops it. A missing binary fails the test, naming the Debian package."""
+    executable = require_binary(binary, package="prometheus")
+    directory = config_path.parent
+    port = free_port()
+    log_path = directory / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                executable,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    running = RunningPrometheus(f"http://127.0.0.1:{port}", directory, log_path)
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {process.returncode}:\n{running.log()}")
+            return httpx.get(f"{running.base_url}/-/ready", timeout=2).status_code == 200
+
+        wait_for(ready, startup_timeout, what=f"prometheus on port {port}")
+        yield running
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)

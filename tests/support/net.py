@@ -1,0 +1,44 @@
+"""Generic helpers for tests that talk to real processes over 127.0.0.1: a free port, a bounded wait."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+class ProbeError(RuntimeError):
+    """A probe got an answer it cannot use yet; `wait_for` retries it (like a refused connection)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(
+    probe: Callable[[], T | None], timeout: float, interval: float = 0.25, what: str = "condition"
+) -> T:
+    """Call `probe` until it returns something truthy (returned) or `timeout` seconds pass (TimeoutError
+    naming `what` and the last exception, if any). HTTP, OS and ProbeError exceptions are retried;
+    any other exception propagates at once (a probe raises one to give up early)."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            result = probe()
+            if result:
+                return result
+        except (httpx.HTTPError, ProbeError, OSError) as error:
+            last_error = error
+        if time.monotonic() > deadline:
+            detail = f" (last error: {last_error!r})" if last_error else ""
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
+        time.sleep(interval)
