@@ -226,6 +226,20 @@ def test_status_label_is_the_numeric_code_and_handler_the_route_template(client)
     assert "other" in methods
 
 
+def test_unknown_methods_are_counted_without_growing_the_label_cache(client):
+    from server.metrics import MetricsMiddleware
+
+    middleware = client.app.middleware_stack
+    while not isinstance(middleware, MetricsMiddleware):
+        middleware = middleware.app
+    client.request("BREW", "/health")
+    before, cached = requests(client, 405, "/health", "other"), len(middleware._children)
+    for i in range(20):
+        client.request(f"BREW{i}", "/health")
+    assert requests(client, 405, "/health", "other") - before == 20
+    assert len(middleware._children) == cached
+
+
 def test_chaos_is_off_by_default_and_headers_are_ignored(client):
     before = requests(client, 200)
     response = client.post(
