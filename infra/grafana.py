@@ -6,6 +6,8 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
+from infra.containers import service_container
+
 PORT = 3000
 ALIAS = "grafana"
 DATA_DIR = "/var/lib/grafana"
@@ -60,8 +62,18 @@ class Grafana(pulumi.ComponentResource):
         # Pulled once and kept on destroy; the container runs its id, so a new tag replaces it.
         self.image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True, opts=child)
         self.volume = docker.Volume(f"{name}-data", name=f"{args.name_prefix}-{name}-data", opts=child)
-        self.container = docker.Container(
+        self.container = service_container(
             name,
+            parent=self,
+            network_name=args.network_name,
+            alias=ALIAS,
+            port=PORT,
+            host_port=args.host_port,
+            bind_address=args.bind_address,
+            healthcheck=["CMD-SHELL", _HEALTHCHECK],
+            start_period="20s",
+            retries=5,
+            wait_timeout=180,
             name=f"{args.name_prefix}-{name}",
             image=self.image.image_id,
             envs=[
@@ -71,19 +83,6 @@ class Grafana(pulumi.ComponentResource):
                 f"GF_SERVER_ROOT_URL={args.url}",
             ],
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_DIR)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
-            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD-SHELL", _HEALTHCHECK],
-                interval="10s",
-                timeout="5s",
-                start_period="20s",
-                retries=5,
-            ),
-            restart="unless-stopped",
-            wait=True,
-            wait_timeout=180,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
 
         self.register_outputs({"containerName": self.container.name, "volumeName": self.volume.name})

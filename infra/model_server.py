@@ -6,6 +6,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
+from infra.containers import service_container
 from server import contract
 
 # Build inputs resolved from this file, never from the working directory (Pulumi runs us from infra/).
@@ -70,34 +71,21 @@ class ModelServer(pulumi.ComponentResource):
 
         self.aliases = [replica_alias(i) for i in range(args.replicas)]
         self.containers = [
-            docker.Container(
+            service_container(
                 f"{name}-{i}",
+                parent=self,
+                network_name=args.network_name,
+                alias=alias,
+                port=contract.SERVER_PORT,
+                host_port=host_port,
+                bind_address=args.bind_address,
+                healthcheck=["CMD", "python", "-c", _HEALTHCHECK],
                 name=f"{args.name_prefix}-{name}-{i}",
                 image=self.image_digest,
                 envs=[
                     f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
                     f"WEB_CONCURRENCY={args.workers}",
                 ],
-                networks_advanced=[
-                    docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[alias]),
-                ],
-                ports=[
-                    docker.ContainerPortArgs(
-                        internal=contract.SERVER_PORT, external=host_port, ip=args.bind_address
-                    ),
-                ],
-                healthcheck=docker.ContainerHealthcheckArgs(
-                    tests=["CMD", "python", "-c", _HEALTHCHECK],
-                    interval="10s",
-                    timeout="5s",
-                    start_period="10s",
-                    retries=3,
-                ),
-                restart="unless-stopped",
-                wait=True,
-                wait_timeout=120,
-                # The container name is fixed, so the old one must go before its replacement starts.
-                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
             )
             for i, (alias, host_port) in enumerate(zip(self.aliases, args.host_ports, strict=True))
         ]

@@ -9,6 +9,7 @@ import pulumi_docker as docker
 import yaml
 
 from infra.config import parse_duration
+from infra.containers import service_container
 from server import contract
 
 PORT = 9090
@@ -115,8 +116,15 @@ class Prometheus(pulumi.ComponentResource):
             name=f"{args.name_prefix}-{name}-data",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.container = docker.Container(
+        self.container = service_container(
             name,
+            parent=self,
+            network_name=args.network_name,
+            alias=ALIAS,
+            port=PORT,
+            host_port=args.host_port,
+            bind_address=args.bind_address,
+            healthcheck=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/-/healthy"],
             name=f"{args.name_prefix}-{name}",
             image=self.image.image_id,
             # Explicit arguments: any image whose entrypoint is the prometheus binary works.
@@ -128,19 +136,6 @@ class Prometheus(pulumi.ComponentResource):
             ],
             uploads=uploads,
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_DIR)],
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network_name, aliases=[ALIAS])],
-            ports=[docker.ContainerPortArgs(internal=PORT, external=args.host_port, ip=args.bind_address)],
-            healthcheck=docker.ContainerHealthcheckArgs(
-                tests=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{PORT}/-/healthy"],
-                interval="10s",
-                timeout="5s",
-                start_period="10s",
-                retries=3,
-            ),
-            restart="unless-stopped",
-            wait=True,
-            wait_timeout=120,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
 
         self.register_outputs({"containerName": self.container.name, "volumeName": self.volume.name})
