@@ -46,8 +46,7 @@ prometheus = Prometheus(
         scrape_interval=settings.scrape_interval,
         retention=settings.retention,
         scrape_targets=[f"{alias}:{contract.SERVER_PORT}" for alias in model_server.aliases],
-        rule_files=prometheus_rule_files(settings.alerts),
-        alerting_rules=settings.prometheus_alerts,
+        rule_files=prometheus_rule_files(settings.alerts, alerts=settings.prometheus_alerts),
     ),
 )
 

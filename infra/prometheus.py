@@ -51,27 +51,12 @@ def scrape_config(targets: Sequence[str], scrape_interval: str, rule_files: Sequ
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
-def recording_rules_only(rule_file: str) -> str | None:
-    """The rule file without its alerting rules (None when nothing is left)."""
-    document = yaml.safe_load(rule_file) or {}
-    groups = []
-    for group in document.get("groups", []):
-        rules = [rule for rule in group.get("rules", []) if "record" in rule]
-        if rules:
-            groups.append({**group, "rules": rules})
-    return yaml.safe_dump({"groups": groups}, sort_keys=False) if groups else None
-
-
-def select_rule_files(rule_files: Mapping[str, str], alerting_rules: bool) -> dict[str, str]:
-    """The rule files Prometheus loads: recording rules always (Grafana queries them), alerts on request."""
-    selected = {}
-    for name, text in sorted(rule_files.items()):
+def checked_rule_files(rule_files: Mapping[str, str]) -> dict[str, str]:
+    """The rule files sorted by name, each name a plain *.yml / *.yaml file name (no path)."""
+    for name in rule_files:
         if PurePosixPath(name).name != name or not name.endswith((".yml", ".yaml")):
             raise ValueError(f"rule file name {name!r} must be a plain *.yml / *.yaml file name")
-        kept = text if alerting_rules else recording_rules_only(text)
-        if kept is not None:
-            selected[name] = kept
-    return selected
+    return dict(sorted(rule_files.items()))
 
 
 @dataclass(frozen=True)
@@ -84,8 +69,8 @@ class PrometheusArgs:
     scrape_interval: str
     retention: str
     scrape_targets: Sequence[str]  # "alias:port" of every model-server replica
-    rule_files: Mapping[str, str]  # file name -> rule file YAML (recording rules + alerts)
-    alerting_rules: bool  # False: keep only the recording rules
+    # File name -> rule file YAML: the recording rules, and the alerts when Prometheus evaluates them.
+    rule_files: Mapping[str, str]
 
 
 class Prometheus(pulumi.ComponentResource):
@@ -100,7 +85,7 @@ class Prometheus(pulumi.ComponentResource):
     def __init__(self, name: str, args: PrometheusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("model-monitoring:index:Prometheus", name, None, opts)
 
-        self.rule_files = select_rule_files(args.rule_files, args.alerting_rules)
+        self.rule_files = checked_rule_files(args.rule_files)
         self.config_yaml = scrape_config(args.scrape_targets, args.scrape_interval, list(self.rule_files))
         uploads = [docker.ContainerUploadArgs(file=str(CONFIG_FILE), content=self.config_yaml)] + [
             docker.ContainerUploadArgs(file=str(CONFIG_DIR / RULES_DIR / file_name), content=text)

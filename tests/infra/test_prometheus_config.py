@@ -8,7 +8,7 @@ import yaml
 
 from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import DEFAULT_SETTINGS
-from infra.prometheus import recording_rules_only, scrape_config, select_rule_files
+from infra.prometheus import checked_rule_files, scrape_config
 from server import contract
 from tests.support.net import wait_for
 from tests.support.prometheus import prometheus_with_config, rule_groups, targets
@@ -48,17 +48,19 @@ def test_short_scrape_interval_gets_a_timeout_within_it():
     assert config["global"]["scrape_timeout"] == "10s"
 
 
-def test_recording_rules_only_drops_every_alert():
-    for text in prometheus_rule_files(DEFAULT_SETTINGS).values():
-        original = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
-        kept = recording_rules_only(text)
-        remaining = [] if kept is None else [r for g in yaml.safe_load(kept)["groups"] for r in g["rules"]]
-        assert remaining == [r for r in original if "record" in r]
+def _rules(rule_files: dict[str, str]) -> list[dict]:
+    return [r for text in rule_files.values() for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+
+
+def test_rule_files_without_alerts_keep_every_recording_rule_and_no_alert():
+    original = _rules(prometheus_rule_files(DEFAULT_SETTINGS))
+    remaining = _rules(prometheus_rule_files(DEFAULT_SETTINGS, alerts=False))
+    assert remaining == [r for r in original if "record" in r]
 
 
 def test_rule_file_names_cannot_escape_the_rules_directory():
     with pytest.raises(ValueError, match="plain"):
-        select_rule_files({"../prometheus.yml": "groups: []\n"}, alerting_rules=True)
+        checked_rule_files({"../prometheus.yml": "groups: []\n"})
 
 
 @pytest.mark.live
