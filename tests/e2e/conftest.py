@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import docker
@@ -18,6 +16,7 @@ import pytest
 
 from tests.support import docker_engine
 from tests.support.docker_stack import RealizedStack, remove_stale
+from tests.support.net import free_port, free_port_range
 from tests.support.pulumi_mocks import CONTAINER, DASHBOARD, IMAGE, Program, Resource, run_program
 
 SCRAPE_INTERVAL = "1s"
@@ -33,28 +32,6 @@ def _say(config: pytest.Config, line: str) -> None:
         return
     with capture.global_and_fixture_disabled():
         reporter.write_line(line, yellow=True, bold=True)
-
-
-def _ports_free(first: int, count: int) -> bool:
-    with ExitStack() as stack:
-        for port in range(first, first + count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port_range(count: int, attempts: int = 50) -> int:
-    """First port of `count` consecutive TCP ports on 127.0.0.1 that were free a moment ago."""
-    for _ in range(attempts):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            first = sock.getsockname()[1]
-        if first + count <= 65535 and _ports_free(first, count):
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports found")
 
 
 @pytest.fixture(scope="session")
@@ -115,8 +92,8 @@ def stack(
         "modelServerBaseImage": base_images.python,
         "modelServerReplicas": str(REPLICAS),
         "modelServerHostPort": str(first_model_port),
-        "prometheusHostPort": str(free_port_range(1)),
-        "grafanaHostPort": str(free_port_range(1)),
+        "prometheusHostPort": str(free_port()),
+        "grafanaHostPort": str(free_port()),
         "bindAddress": "127.0.0.1",
         "scrapeInterval": SCRAPE_INTERVAL,
         # Prometheus evaluates the alert rules too, so the test sees them load and evaluate.

@@ -1,10 +1,11 @@
-"""Generic helpers for tests that talk to real processes over 127.0.0.1: a free port, a bounded wait."""
+"""Generic helpers for tests that talk to real processes over 127.0.0.1: free ports, a bounded wait."""
 
 from __future__ import annotations
 
 import socket
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import TypeVar
 
 import httpx
@@ -21,6 +22,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_range(count: int, attempts: int = 50) -> int:
+    """First port of `count` consecutive TCP ports on 127.0.0.1 that were all free a moment ago."""
+    for _ in range(attempts):
+        first = free_port()
+        if first + count <= 65535 and _ports_free(first, count):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def _ports_free(first: int, count: int) -> bool:
+    with ExitStack() as stack:
+        for port in range(first, first + count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
 
 
 def wait_for(
