@@ -136,10 +136,6 @@ class _Key:
     secret: bool = False
 
 
-def _threshold(name: str, attribute: str, allowed: str) -> _Key:
-    return _Key(name, repr(getattr(DEFAULT_SETTINGS, attribute)), _number, allowed)
-
-
 # Config key -> AlertSettings field (AlertSettings validates the ranges).
 THRESHOLD_FIELDS = {
     "errorRateThreshold": "error_rate_threshold",
@@ -147,6 +143,11 @@ THRESHOLD_FIELDS = {
     "predictionShiftThreshold": "prediction_shift_threshold",
     "featureDriftPsiThreshold": "feature_drift_psi_threshold",
 }
+
+
+def _threshold(name: str, allowed: str) -> _Key:
+    return _Key(name, repr(getattr(DEFAULT_SETTINGS, THRESHOLD_FIELDS[name])), _number, allowed)
+
 
 # Every key, its default (as the string Pulumi stores) and its allowed values.
 KEYS: tuple[_Key, ...] = (
@@ -197,10 +198,10 @@ KEYS: tuple[_Key, ...] = (
     _Key("bindAddress", "127.0.0.1", _ip_address, "an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0"),
     _Key("alertEngine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
     _Key("webhookUrl", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
-    _threshold("errorRateThreshold", "error_rate_threshold", "a share of 5xx responses, 0 < x < 1"),
-    _threshold("latencyP95Seconds", "latency_p95_seconds", "seconds, x > 0"),
-    _threshold("predictionShiftThreshold", "prediction_shift_threshold", "0 < x < 1"),
-    _threshold("featureDriftPsiThreshold", "feature_drift_psi_threshold", "a PSI value, x > 0"),
+    _threshold("errorRateThreshold", "a share of 5xx responses, 0 < x < 1"),
+    _threshold("latencyP95Seconds", "seconds, x > 0"),
+    _threshold("predictionShiftThreshold", "0 < x < 1"),
+    _threshold("featureDriftPsiThreshold", "a PSI value, x > 0"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
@@ -252,9 +253,10 @@ class Settings:
 
 
 def _error(key: str, raw: str, detail: str = "") -> str:
-    shown = "<secret>" if KEYS_BY_NAME.get(key, _Key(key, None, str, "")).secret else repr(raw)
-    allowed = KEYS_BY_NAME[key].allowed if key in KEYS_BY_NAME else ""
-    return f"{NAMESPACE}:{key} = {shown} is invalid{detail}; allowed: {allowed}"
+    """The message for a known key with a bad value (unknown keys are reported on their own)."""
+    spec = KEYS_BY_NAME[key]
+    shown = "<secret>" if spec.secret else repr(raw)
+    return f"{NAMESPACE}:{key} = {shown} is invalid{detail}; allowed: {spec.allowed}"
 
 
 def parse_settings(
