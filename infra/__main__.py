@@ -60,9 +60,7 @@ grafana = Grafana(
         host_port=settings.grafana_host_port,
         url=grafana_url,
         admin_user=settings.grafana_admin_user,
-        admin_password=(
-            pulumi.Output.secret(settings.grafana_admin_password) if settings.grafana_admin_password else None
-        ),
+        admin_password=settings.grafana_admin_password,
     ),
 )
 
@@ -77,7 +75,7 @@ content = GrafanaContent(
         scrape_interval=settings.scrape_interval,
         alerts=settings.alerts,
         alert_rules=settings.grafana_alerts,
-        webhook_url=pulumi.Output.secret(settings.webhook_url) if settings.webhook_url else None,
+        webhook_url=settings.webhook_url or None,
     ),
 )
 
