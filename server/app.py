@@ -18,12 +18,13 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from server import contract, metrics
 from server.model import Model, load_model
-from server.settings import Settings
-
-CHAOS_DELAY_HEADER = "x-chaos-delay-seconds"
-CHAOS_STATUS_HEADER = "x-chaos-status"
-CHAOS_MAX_DELAY_SECONDS = 5.0
-CHAOS_STATUSES = (500, 503)
+from server.settings import (
+    CHAOS_DELAY_HEADER,
+    CHAOS_MAX_DELAY_SECONDS,
+    CHAOS_STATUS_HEADER,
+    CHAOS_STATUSES,
+    Settings,
+)
 
 # strict: "0.5" or true are not numbers; NaN/inf (also 1e999, which JSON decodes to inf) are refused.
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]

@@ -34,14 +34,16 @@ import httpx
 
 from server.contract import PREDICT_HANDLER
 from server.model import Model, load_model
-from server.settings import DEFAULT_MODEL_PATH
+from server.settings import (
+    CHAOS_DELAY_HEADER,
+    CHAOS_MAX_DELAY_SECONDS,
+    CHAOS_STATUS_HEADER,
+    CHAOS_STATUSES,
+    DEFAULT_MODEL_PATH,
+)
 
 MODES = ("normal", "feature-drift", "prediction-shift", "latency", "errors")
 CHAOS_MODES = ("latency", "errors")
-CHAOS_DELAY_HEADER = "X-Chaos-Delay-Seconds"
-CHAOS_STATUS_HEADER = "X-Chaos-Status"
-CHAOS_STATUSES = (500, 503)
-MAX_CHAOS_DELAY_SECONDS = 5.0
 HEALTH_PATH = "/health"
 
 # Hard caps so a typo cannot turn the simulator into a flood or a run that never ends.
@@ -528,9 +530,9 @@ def validate(c: LoadConfig) -> None:
     check(0.5 < c.shift_quantile < 1, "shift-quantile", "between 0.5 and 1 (exclusive)", c.shift_quantile)
     check(0 < c.chaos_share <= 1, "chaos-share", "> 0 and <= 1", c.chaos_share)
     check(
-        0 < c.chaos_delay <= MAX_CHAOS_DELAY_SECONDS,
+        0 < c.chaos_delay <= CHAOS_MAX_DELAY_SECONDS,
         "chaos-delay",
-        f"> 0 and <= {MAX_CHAOS_DELAY_SECONDS:g} s",
+        f"> 0 and <= {CHAOS_MAX_DELAY_SECONDS:g} s",
         c.chaos_delay,
     )
     check(

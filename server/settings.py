@@ -15,6 +15,13 @@ DEFAULT_MODEL_PATH = Path(__file__).with_name("model") / "model.json"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
+# The chaos request headers (honoured only with ``chaos_enabled``) and the values they accept;
+# the server enforces them, the load generator sends them.
+CHAOS_DELAY_HEADER = "X-Chaos-Delay-Seconds"
+CHAOS_STATUS_HEADER = "X-Chaos-Status"
+CHAOS_MAX_DELAY_SECONDS = 5.0
+CHAOS_STATUSES = (500, 503)
+
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     raw = env.get(key)
