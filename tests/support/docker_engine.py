@@ -8,7 +8,9 @@ optional `modelServerBuildCaFile` from the host's locally added CAs.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,21 +38,41 @@ class BaseImages:
 
 
 def _run(script: Path, timeout: float, env: dict[str, str] | None = None) -> str:
-    try:
-        done = subprocess.run(
-            [str(script)],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env={**os.environ, **(env or {})},
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"{script.name} did not finish within {timeout:.0f}s") from exc
-    output = (done.stdout + done.stderr).strip()
-    if done.returncode != 0:
-        raise RuntimeError(f"{script.name} failed ({done.returncode}):\n{output}")
+    # A process group of its own: on a timeout or an interrupt the script's children (debootstrap,
+    # docker import) end with it, and SIGTERM first lets the script's and debootstrap's exit traps
+    # unmount and remove their work directories. dockerd is started with setsid and outlives it.
+    with subprocess.Popen(
+        [str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            _end_group(process)
+            raise RuntimeError(f"{script.name} did not finish within {timeout:.0f}s") from exc
+        except BaseException:
+            _end_group(process)
+            raise
+    output = (stdout + stderr).strip()
+    if process.returncode != 0:
+        raise RuntimeError(f"{script.name} failed ({process.returncode}):\n{output}")
     return output
+
+
+def _end_group(process: subprocess.Popen, grace: float = 15) -> None:
+    """SIGTERM the process group, SIGKILL it after `grace` seconds, and reap the script."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def ensure_engine(timeout: float = 120) -> docker.DockerClient:
