@@ -349,6 +349,15 @@ def reference_psi(counts: Sequence[float]) -> float:
     return sum((s - ref) * math.log(s / ref) for s in shares)
 
 
+def close_to(expr: str, value: float, labels: str = "{}") -> dict:
+    """promql_expr_test entry at 90m: `expr` is one series with `labels`, equal to `value` within 1e-9."""
+    return {
+        "eval_time": "90m",
+        "expr": f"abs({expr} - {value!r}) < bool 1e-9",
+        "exp_samples": [{"labels": labels, "value": 1}],
+    }
+
+
 def test_recording_rules_compute_psi_and_median(promtool: str, rules: list[Path], tmp_path: Path) -> None:
     # f2 only ever sees bin 0: nine empty bins are floored at PSI_SHARE_FLOOR, so PSI stays finite.
     one_bin = [60.0] + [0.0] * 9
@@ -356,27 +365,12 @@ def test_recording_rules_compute_psi_and_median(promtool: str, rules: list[Path]
     assert math.isclose(psi["f0"], math.log(3) / 4)
     assert psi["f1"] == 0
     checks = [
-        {
-            "eval_time": "90m",
-            "expr": f'abs({contract.FEATURE_DRIFT_PSI}{{feature="{feature}"}} - {value!r}) < bool 1e-9',
-            "exp_samples": [{"labels": f'{{feature="{feature}"}}', "value": 1}],
-        }
+        close_to(f'{contract.FEATURE_DRIFT_PSI}{{feature="{feature}"}}', value, f'{{feature="{feature}"}}')
         for feature, value in psi.items()
     ]
-    checks.append(
-        {
-            "eval_time": "90m",
-            "expr": f"abs({queries.PREDICTION_MEDIAN} - 0.275) < bool 1e-9",
-            "exp_samples": [{"labels": "{}", "value": 1}],
-        }
-    )
-    checks.append(  # the bin shares of a feature sum to 1
-        {
-            "eval_time": "90m",
-            "expr": f'abs(sum({queries.FEATURE_BIN_SHARE}{{feature="f1"}}) - 1) < bool 1e-9',
-            "exp_samples": [{"labels": "{}", "value": 1}],
-        }
-    )
+    checks.append(close_to(queries.PREDICTION_MEDIAN, 0.275))
+    # The bin shares of a feature sum to 1.
+    checks.append(close_to(f'sum({queries.FEATURE_BIN_SHARE}{{feature="f1"}})', 1))
     group = {
         "input_series": [
             *feature_bins("f0", [(120, DRIFTED)]),
