@@ -21,7 +21,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,12 +449,21 @@ class RealizedStack:
 
     def leftovers(self) -> list[str]:
         """Objects labelled with this run that still exist (empty after a clean `close()`)."""
-        selector = {"label": f"{LABEL}={self.run_label}"}
-        return [
-            *(f"container {c.name}" for c in self.client.containers.list(all=True, filters=selector)),
-            *(f"network {n.name}" for n in self.client.networks.list(filters=selector)),
-            *(f"volume {v.name}" for v in self.client.volumes.list(filters=selector)),
-        ]
+        return [what for what, _, _ in _labelled(self.client, f"{LABEL}={self.run_label}")]
+
+
+def _labelled(
+    client: docker.DockerClient, label: str
+) -> Iterator[tuple[str, Mapping[str, str] | None, Callable[[], Any]]]:
+    """(description, labels, remove) of each container, network and volume carrying `label`, in an
+    order they can be removed in (a network or volume in use cannot go before its containers)."""
+    selector = {"label": label}
+    for c in client.containers.list(all=True, filters=selector):
+        yield f"container {c.name}", c.labels, lambda c=c: c.remove(force=True, v=True)
+    for n in client.networks.list(filters=selector):
+        yield f"network {n.name}", n.attrs.get("Labels"), n.remove
+    for v in client.volumes.list(filters=selector):
+        yield f"volume {v.name}", v.attrs.get("Labels"), lambda v=v: v.remove(force=True)
 
 
 def remove_stale(client: docker.DockerClient, max_age_s: float = 1800) -> list[str]:
@@ -470,17 +479,8 @@ def remove_stale(client: docker.DockerClient, max_age_s: float = 1800) -> list[s
             return False
 
     removed = []
-    selector = {"label": LABEL}
-    for container in client.containers.list(all=True, filters=selector):
-        if stale(container.labels):
-            container.remove(force=True, v=True)
-            removed.append(f"container {container.name}")
-    for network in client.networks.list(filters=selector):
-        if stale(network.attrs.get("Labels")):
-            network.remove()
-            removed.append(f"network {network.name}")
-    for volume in client.volumes.list(filters=selector):
-        if stale(volume.attrs.get("Labels")):
-            volume.remove(force=True)
-            removed.append(f"volume {volume.name}")
+    for what, labels, remove in _labelled(client, LABEL):
+        if stale(labels):
+            remove()
+            removed.append(what)
     return removed
