@@ -14,8 +14,3 @@ from collections.abc import Callable, Sequence
 # Index 0..len(cuts) of the bin ``value`` falls in. The C function itself rather than a Python
 # wrapper around it: it runs for every feature of every request.
 bin_index: Callable[[Sequence[float], float], int] = bisect_left
-
-
-def bin_indices(deciles: Sequence[Sequence[float]], row: Sequence[float]) -> list[int]:
-    """The bin of every feature of one row (``deciles`` in feature order)."""
-    return [bisect_left(cuts, x) for cuts, x in zip(deciles, row, strict=True)]

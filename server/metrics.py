@@ -19,7 +19,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 from server import contract
 from server.drift import bin_index
-from server.model import Model
+from server.model import DECILE_CUTS, Model
 
 # prometheus-client picks its value store (memory or mmap files) from this variable at import, so
 # read it at the same time: the app and the library always agree on the mode.
@@ -83,8 +83,8 @@ class PredictionRecorder:
     """Observes predictions and feature bins; every child series is created up front (value 0)."""
 
     def __init__(self, model: Model) -> None:
-        if any(len(cuts) + 1 != len(contract.FEATURE_BINS) for cuts in model.reference_deciles):
-            raise ValueError(f"each feature needs {len(contract.FEATURE_BINS) - 1} decile cut points")
+        if any(len(cuts) != DECILE_CUTS for cuts in model.reference_deciles):
+            raise ValueError(f"each feature needs {DECILE_CUTS} decile cut points")
         # Per feature: its cut points and the bound `inc` of each bin's counter.
         self._features = [
             (cuts, [FEATURE_BINS.labels(name, b).inc for b in contract.FEATURE_BINS])

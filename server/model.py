@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-DECILE_CUTS = 9  # nine cut points split a feature into the ten reference bins
+from server.contract import FEATURE_BINS
+
+DECILE_CUTS = len(FEATURE_BINS) - 1  # nine cut points split a feature into the ten reference bins
 
 
 @runtime_checkable
