@@ -67,11 +67,6 @@ class Stack:
         digest = self.program.one(IMAGE).outputs["repoDigest"]
         return [c for c in self.program.of_type(CONTAINER) if c.plain_inputs["image"] == digest]
 
-    def container(self, name_suffix: str) -> Resource:
-        containers = self.program.of_type(CONTAINER)
-        (found,) = [c for c in containers if c.plain_inputs["name"].endswith(name_suffix)]
-        return found
-
     def dashboard(self) -> dict:
         return json.loads(self.program.one(DASHBOARD).plain_inputs["configJson"])
 

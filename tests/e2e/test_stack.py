@@ -27,7 +27,7 @@ from tests.support.prometheus import (
     targets,
     values,
 )
-from tests.support.pulumi_mocks import REMOTE_IMAGE
+from tests.support.pulumi_mocks import CONTAINER, REMOTE_IMAGE
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +97,7 @@ def test_only_grafana_is_skipped(stack: Stack) -> None:
     grafana_image = stack.program.one(REMOTE_IMAGE, "grafana-image")
     assert grafana_image.plain_inputs["name"] == stack.program.config["grafanaImage"]
     assert skipped == [grafana_image.outputs["imageId"]]
-    prometheus = stack.container("-prometheus")
+    prometheus = stack.program.one(CONTAINER, "prometheus")
     assert stack.realized.health(prometheus) == "healthy", stack.realized.logs(prometheus)
 
 
@@ -124,7 +124,7 @@ def test_prometheus_scrapes_every_replica_through_its_alias(stack: Stack) -> Non
 
 
 def test_rules_loaded_and_healthy(stack: Stack) -> None:
-    uploads = stack.container("-prometheus").plain_inputs["uploads"]
+    uploads = stack.program.one(CONTAINER, "prometheus").plain_inputs["uploads"]
     declared = {
         rule.get("record") or rule.get("alert")
         for upload in uploads
@@ -201,7 +201,7 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
 
 
 def test_prometheus_keeps_its_data_across_restart_and_recreation(stack: Stack) -> None:
-    prometheus = stack.container("-prometheus")
+    prometheus = stack.program.one(CONTAINER, "prometheus")
     expr = f'sum({contract.REQUESTS_TOTAL}{{job="{contract.JOB_NAME}"}})'
     at = float(query(stack.prometheus_url, "time()")[0]["value"][1]) - 1
     before = values(query(stack.prometheus_url, expr, at=at))
