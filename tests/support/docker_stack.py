@@ -69,10 +69,15 @@ def buildkit_cli() -> str | None:
     for cli in dict.fromkeys(filter(None, (shutil.which("docker"), "/usr/bin/docker"))):
         if not os.access(cli, os.X_OK):
             continue
-        if subprocess.run([cli, "buildx", "version"], capture_output=True, check=False).returncode == 0:
+        buildx = subprocess.run([cli, "buildx", "version"], capture_output=True, timeout=60, check=False)
+        if buildx.returncode == 0:
             return cli
         version = subprocess.run(
-            [cli, "version", "--format", "{{.Client.Version}}"], capture_output=True, text=True, check=False
+            [cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         ).stdout.strip()
         if version[:2].isdigit() and int(version[:2]) < 23:  # buildx became mandatory in 23.0
             return cli
