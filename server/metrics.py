@@ -1,8 +1,9 @@
 """The exported metrics (declared once, at module level) and the pure-ASGI middleware that feeds them.
 
 Names, labels and buckets come from ``server.contract``. The metric objects are not registered in the
-global default registry: ``build_registry()`` gives each app its own ``CollectorRegistry`` (tests get
-isolation for free), or, in multiprocess mode, one that sums the per-worker files.
+global default registry: ``build_registry()`` gives each app a ``CollectorRegistry`` holding just these
+(no process/platform collectors), or, in multiprocess mode, one that sums the per-worker files. The
+objects themselves are per process, so several apps in one process (tests) share their values.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Fixtures for the server tests: an app with its own registry (a real server: tests/support/server.py)."""
+"""Fixtures for the server tests: an in-process app (a real server: tests/support/server.py).
+
+The metrics are per process, so tests compare values before and after, never absolute counts.
+"""
 
 from __future__ import annotations
 
