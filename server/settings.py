@@ -22,6 +22,10 @@ CHAOS_STATUS_HEADER = "X-Chaos-Status"
 CHAOS_MAX_DELAY_SECONDS = 5.0
 CHAOS_STATUSES = (500, 503)
 
+# Allowed (minimum, maximum) of the integer settings.
+BATCH_SIZE_RANGE = (1, 10_000)
+BODY_BYTES_RANGE = (1024, 64 * 1024 * 1024)
+
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
     raw = env.get(key)
@@ -65,17 +69,17 @@ class Settings:
     max_body_bytes: int = 64 * 1024
 
     def __post_init__(self) -> None:
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size={self.max_batch_size} must be >= 1")
-        if self.max_body_bytes < 1024:
-            raise ValueError(f"max_body_bytes={self.max_body_bytes} must be >= 1024")
+        if self.max_batch_size < BATCH_SIZE_RANGE[0]:
+            raise ValueError(f"max_batch_size={self.max_batch_size} must be >= {BATCH_SIZE_RANGE[0]}")
+        if self.max_body_bytes < BODY_BYTES_RANGE[0]:
+            raise ValueError(f"max_body_bytes={self.max_body_bytes} must be >= {BODY_BYTES_RANGE[0]}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         return cls(
             model_path=Path(env.get("MODEL_PATH") or DEFAULT_MODEL_PATH),
-            chaos_enabled=_bool(env, "MODEL_CHAOS_ENABLED", False),
-            max_batch_size=_int(env, "MODEL_MAX_BATCH_SIZE", 100, 1, 10_000),
-            max_body_bytes=_int(env, "MODEL_MAX_BODY_BYTES", 64 * 1024, 1024, 64 * 1024 * 1024),
+            chaos_enabled=_bool(env, "MODEL_CHAOS_ENABLED", cls.chaos_enabled),
+            max_batch_size=_int(env, "MODEL_MAX_BATCH_SIZE", cls.max_batch_size, *BATCH_SIZE_RANGE),
+            max_body_bytes=_int(env, "MODEL_MAX_BODY_BYTES", cls.max_body_bytes, *BODY_BYTES_RANGE),
         )
