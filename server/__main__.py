@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=int(os.environ.get("WEB_CONCURRENCY") or 1),
+        # A string default goes through `type`, so a bad WEB_CONCURRENCY is a usage error, not a traceback.
+        default=os.environ.get("WEB_CONCURRENCY") or "1",
         help="worker processes, metrics summed over them (default: $WEB_CONCURRENCY or 1)",
     )
     levels = ["critical", "error", "warning", "info", "debug"]

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from server.__main__ import parse_args
 from server.settings import DEFAULT_MODEL_PATH, Settings
 
 
@@ -29,3 +30,16 @@ def test_environment_overrides():
 def test_bad_values_name_the_key_and_the_allowed_values(env, message):
     with pytest.raises(ValueError, match=message):
         Settings.from_env(env)
+
+
+def test_workers_default_from_web_concurrency(monkeypatch, capsys):
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    assert parse_args([]).workers == 1
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert parse_args([]).workers == 3
+    assert parse_args(["--workers", "2"]).workers == 2  # the flag wins
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args([])
+    assert exit_info.value.code == 2  # argparse usage error, not a traceback
+    assert "--workers: invalid int value: 'many'" in capsys.readouterr().err
