@@ -19,7 +19,8 @@ ALIAS_PREFIX = "model-server"
 # The image ships Python, so the healthcheck needs no curl/wget.
 _HEALTHCHECK = (
     "import sys, urllib.request; "
-    f"response = urllib.request.urlopen('http://127.0.0.1:{contract.SERVER_PORT}/health', timeout=3); "
+    f"url = 'http://127.0.0.1:{contract.SERVER_PORT}{contract.HEALTH_PATH}'; "
+    "response = urllib.request.urlopen(url, timeout=3); "
     "sys.exit(response.status != 200)"
 )
 

@@ -209,7 +209,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         endpoint
     )
 
-    @app.get("/health")
+    @app.get(contract.HEALTH_PATH)
     async def health() -> dict[str, str]:
         """The process is alive and serving."""
         return {"status": "ok"}

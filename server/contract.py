@@ -8,6 +8,8 @@ metric name is written here and nowhere else. Keep this module free of heavy imp
 JOB_NAME = "model-server"
 SERVER_PORT = 8000
 METRICS_PATH = "/metrics"
+# Liveness: the Docker healthchecks (image and stack) and the load generator ask it.
+HEALTH_PATH = "/health"
 
 # Request counter: status is the numeric HTTP code as a string ("200", "422", ...).
 REQUESTS_TOTAL = "model_requests_total"

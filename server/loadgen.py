@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from server.contract import PREDICT_HANDLER
+from server.contract import HEALTH_PATH, PREDICT_HANDLER
 from server.model import Model, load_model
 from server.settings import (
     CHAOS_DELAY_HEADER,
@@ -44,7 +44,6 @@ from server.settings import (
 
 MODES = ("normal", "feature-drift", "prediction-shift", "latency", "errors")
 CHAOS_MODES = ("latency", "errors")
-HEALTH_PATH = "/health"
 
 # Hard caps so a typo cannot turn the simulator into a flood or a run that never ends.
 MAX_RATE = 1000.0
