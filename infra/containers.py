@@ -7,6 +7,14 @@ import pulumi
 import pulumi_docker as docker
 
 
+def service_image(resource_name: str, image: str, *, parent: pulumi.Resource) -> docker.RemoteImage:
+    """A service's image, pulled once and kept on destroy; containers run its `image_id`, so a new tag
+    replaces them."""
+    return docker.RemoteImage(
+        resource_name, name=image, keep_locally=True, opts=pulumi.ResourceOptions(parent=parent)
+    )
+
+
 def service_container(
     resource_name: str,
     *,

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from infra.containers import service_container
+from infra.containers import service_container, service_image
 
 PORT = 3000
 ALIAS = "grafana"
@@ -59,8 +59,7 @@ class Grafana(pulumi.ComponentResource):
             password = args.admin_password
         self.admin_password = pulumi.Output.secret(password)
 
-        # Pulled once and kept on destroy; the container runs its id, so a new tag replaces it.
-        self.image = docker.RemoteImage(f"{name}-image", name=args.image, keep_locally=True, opts=child)
+        self.image = service_image(f"{name}-image", args.image, parent=self)
         self.volume = docker.Volume(f"{name}-data", name=f"{args.name_prefix}-{name}-data", opts=child)
         self.container = service_container(
             name,

@@ -9,7 +9,7 @@ import pulumi_docker as docker
 import yaml
 
 from infra.config import parse_duration
-from infra.containers import service_container
+from infra.containers import service_container, service_image
 from server import contract
 
 PORT = 9090
@@ -92,10 +92,7 @@ class Prometheus(pulumi.ComponentResource):
             for file_name, text in self.rule_files.items()
         ]
 
-        # Pulled once and kept on destroy; the container runs its id, so a new tag replaces it.
-        self.image = docker.RemoteImage(
-            f"{name}-image", name=args.image, keep_locally=True, opts=pulumi.ResourceOptions(parent=self)
-        )
+        self.image = service_image(f"{name}-image", args.image, parent=self)
         self.volume = docker.Volume(
             f"{name}-data",
             name=f"{args.name_prefix}-{name}-data",
