@@ -49,7 +49,7 @@ bench: $(STAMP)
 # Watch every alert fire: scripted traffic against a running stack (`make up` first). DEMO_URL is the
 # model server's host port (stack config modelServerHostPort); list every replica comma-separated to
 # spread the load. The error and latency phases need `pulumi config set chaosEnabled true`.
-# Extra options, e.g. DEMO_ARGS="--phases errors,latency --rate 20" (python -m server.loadgen --help).
+# Extra options, e.g. DEMO_ARGS="--phases errors,latency --rate 20" (python -m loadgen --help).
 DEMO_URL ?= http://127.0.0.1:8000
 DEMO_ARGS ?=
 .PHONY: demo

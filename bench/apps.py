@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from server import contract
 from server.app import BatchPrediction, Prediction, request_schema
 from server.model import load_model
-from server.settings import Settings
+from server.settings import ServerSettings
 
 
 def bare() -> FastAPI:
     """The model behind a plain FastAPI route: the baseline a metrics layer is measured against."""
-    settings = Settings.from_env()
+    settings = ServerSettings.from_env()
     model = load_model(settings.model_path)
     body_type = request_schema(model.feature_names, settings.max_batch_size)
     app = FastAPI()

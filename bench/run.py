@@ -51,8 +51,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 class App:
     name: str
     label: str
-    target: str  # uvicorn import string
-    factory: bool
+    target: str  # uvicorn import string of the app factory
     rps: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)  # server CPU time per request
@@ -151,15 +150,14 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
 def uvicorn_argv(app: App, port: int) -> list[str]:
     # The same uvicorn settings as `python -m server` (auto loop/http: uvloop + httptools, no access log).
     argv = [sys.executable, "-m", "uvicorn", app.target, "--port", str(port), "--no-access-log"]
-    argv += ["--log-level", "warning", "--workers", "1"]
-    return [*argv, "--factory"] if app.factory else argv
+    return [*argv, "--log-level", "warning", "--workers", "1", "--factory"]
 
 
 def throughput(args: argparse.Namespace, script: Path) -> list[App]:
     apps = [
-        App("server", "this server (metrics middleware)", "server.app:app", factory=False),
-        App("bare", "bare FastAPI, same model", "bench.apps:bare", factory=True),
-        App("instrumentator", "bare + prometheus-fastapi-instrumentator", "bench.apps:instrumentator", True),
+        App("server", "this server (metrics middleware)", "server.app:create_app"),
+        App("bare", "bare FastAPI, same model", "bench.apps:bare"),
+        App("instrumentator", "bare + prometheus-fastapi-instrumentator", "bench.apps:instrumentator"),
     ]
     for round_ in range(args.rounds):
         for app in apps[round_ % 3 :] + apps[: round_ % 3]:
@@ -185,9 +183,9 @@ def render_in_process(samples: int = 2000) -> float:
     from prometheus_client import generate_latest
 
     from server.app import create_app
-    from server.settings import Settings
+    from server.settings import ServerSettings
 
-    with TestClient(create_app(Settings())) as client:
+    with TestClient(create_app(ServerSettings())) as client:
         for i in range(200):
             client.post("/predict", json={"features": [i / 200, (i % 7) / 7, 0.5]})
             client.post("/predict", json={"features": [i]})  # 422

@@ -14,7 +14,6 @@ TAGS = ["model-monitoring"]
 
 
 def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard_builders.Dashboard:
-    uid = datasource_uid
     return (
         dashboard_builders.Dashboard(TITLE)
         .uid(DASHBOARD_UID)
@@ -26,21 +25,21 @@ def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard
         .refresh("30s")
         .timezone("browser")
         .with_row(panels.row("Overview"))
-        .with_panel(panels.model_version_panel(uid))
-        .with_panel(panels.replicas_up_panel(uid))
-        .with_panel(panels.predictions_per_second_panel(uid))
-        .with_panel(panels.error_rate_stat_panel(uid, settings))
+        .with_panel(panels.model_version_panel(datasource_uid))
+        .with_panel(panels.replicas_up_panel(datasource_uid))
+        .with_panel(panels.predictions_per_second_panel(datasource_uid))
+        .with_panel(panels.error_rate_stat_panel(datasource_uid, settings))
         .with_row(panels.row("Traffic and errors"))
-        .with_panel(panels.request_rate_by_status_panel(uid))
-        .with_panel(panels.throughput_panel(uid))
-        .with_panel(panels.error_rate_panel(uid, settings))
+        .with_panel(panels.request_rate_by_status_panel(datasource_uid))
+        .with_panel(panels.throughput_panel(datasource_uid))
+        .with_panel(panels.error_rate_panel(datasource_uid, settings))
         .with_row(panels.row("Latency"))
-        .with_panel(panels.latency_panel(uid, settings))
+        .with_panel(panels.latency_panel(datasource_uid, settings))
         .with_row(panels.row("Predictions"))
-        .with_panel(panels.prediction_heatmap_panel(uid))
-        .with_panel(panels.prediction_median_panel(uid, settings))
+        .with_panel(panels.prediction_heatmap_panel(datasource_uid))
+        .with_panel(panels.prediction_median_panel(datasource_uid, settings))
         .with_row(panels.row("Input drift"))
-        .with_panel(panels.feature_drift_panel(uid, settings))
+        .with_panel(panels.feature_drift_panel(datasource_uid, settings))
     )
 
 

@@ -12,7 +12,7 @@ from grafana_foundation_sdk.models import heatmap as heatmap_models
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
 
-from dashboards import queries
+from dashboards import alerts, queries
 from dashboards.settings import AlertSettings, promql_duration
 from server import contract
 
@@ -20,14 +20,14 @@ PROMETHEUS_TYPE = "prometheus"
 GREEN, ORANGE, RED = "green", "orange", "red"
 
 
-def datasource(uid: str) -> DataSourceRef:
-    return DataSourceRef(type_val=PROMETHEUS_TYPE, uid=uid)
+def datasource(datasource_uid: str) -> DataSourceRef:
+    return DataSourceRef(type_val=PROMETHEUS_TYPE, uid=datasource_uid)
 
 
-def target(uid: str, expr: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:
+def target(datasource_uid: str, expr: str, legend: str, ref_id: str = "A") -> prometheus.Dataquery:
     return (
         prometheus.Dataquery()
-        .datasource(datasource(uid))
+        .datasource(datasource(datasource_uid))
         .editor_mode(QueryEditorMode.CODE)
         .expr(expr)
         .legend_format(legend)
@@ -50,12 +50,12 @@ def _with_alert_line(panel: timeseries.Panel, threshold: float) -> timeseries.Pa
     )
 
 
-def _timeseries(uid: str, title: str, description: str, unit: str) -> timeseries.Panel:
+def _timeseries(datasource_uid: str, title: str, description: str, unit: str) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title(title)
         .description(description)
-        .datasource(datasource(uid))
+        .datasource(datasource(datasource_uid))
         .unit(unit)
         .height(8)
         .span(12)
@@ -73,12 +73,12 @@ def _timeseries(uid: str, title: str, description: str, unit: str) -> timeseries
     )
 
 
-def _stat(uid: str, title: str, description: str, unit: str) -> stat.Panel:
+def _stat(datasource_uid: str, title: str, description: str, unit: str) -> stat.Panel:
     return (
         stat.Panel()
         .title(title)
         .description(description)
-        .datasource(datasource(uid))
+        .datasource(datasource(datasource_uid))
         .unit(unit)
         .height(5)
         .span(6)
@@ -89,46 +89,61 @@ def _stat(uid: str, title: str, description: str, unit: str) -> stat.Panel:
 # --- overview ----------------------------------------------------------------------------------------
 
 
-def model_version_panel(uid: str) -> stat.Panel:
+def model_version_panel(datasource_uid: str) -> stat.Panel:
     return (
-        _stat(uid, "Model version", f"Replicas per model/version ({contract.MODEL_INFO}).", units.NoUnit)
-        .with_target(target(uid, queries.model_versions(), "{{model}} v{{version}}").instant())
+        _stat(
+            datasource_uid,
+            "Model version",
+            f"Replicas per model/version ({contract.MODEL_INFO}).",
+            units.NoUnit,
+        )
+        .with_target(target(datasource_uid, queries.model_versions(), "{{model}} v{{version}}").instant())
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(common.BigValueColorMode.NONE)
         .graph_mode(common.BigValueGraphMode.NONE)
     )
 
 
-def replicas_up_panel(uid: str) -> stat.Panel:
+def replicas_up_panel(datasource_uid: str) -> stat.Panel:
     return (
-        _stat(uid, "Replicas up", f"Replicas answering scrapes (job {contract.JOB_NAME}).", units.NoUnit)
-        .with_target(target(uid, queries.replicas_up(), "up"))
+        _stat(
+            datasource_uid,
+            "Replicas up",
+            f"Replicas answering scrapes (job {contract.JOB_NAME}).",
+            units.NoUnit,
+        )
+        .with_target(target(datasource_uid, queries.replicas_up(), "up"))
         .thresholds(_thresholds((None, RED), (1, GREEN)))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
     )
 
 
-def predictions_per_second_panel(uid: str) -> stat.Panel:
+def predictions_per_second_panel(datasource_uid: str) -> stat.Panel:
     return (
-        _stat(uid, "Predictions / s", "Predictions per second, batch items included.", units.OpsPerSecond)
-        .with_target(target(uid, queries.prediction_rate(), "predictions/s"))
+        _stat(
+            datasource_uid,
+            "Predictions / s",
+            "Predictions per second, batch items included.",
+            units.OpsPerSecond,
+        )
+        .with_target(target(datasource_uid, queries.prediction_rate(), "predictions/s"))
         .graph_mode(common.BigValueGraphMode.AREA)
         .color_mode(common.BigValueColorMode.NONE)
     )
 
 
-def error_rate_stat_panel(uid: str, settings: AlertSettings) -> stat.Panel:
+def error_rate_stat_panel(datasource_uid: str, settings: AlertSettings) -> stat.Panel:
     threshold = settings.error_rate_threshold
     return (
         _stat(
-            uid,
+            datasource_uid,
             "5xx error rate",
             "Share of model API requests answered with a server error (5xx); turns red at the "
-            f"{contract.ALERT_HIGH_ERROR_RATE} threshold. 4xx (bad input) are excluded.",
+            f"{alerts.ALERT_HIGH_ERROR_RATE} threshold. 4xx (bad input) are excluded.",
             units.PercentUnit,
         )
-        .with_target(target(uid, queries.server_error_ratio(), "5xx"))
+        .with_target(target(datasource_uid, queries.server_error_ratio(), "5xx"))
         .thresholds(_thresholds((None, GREEN), (threshold / 2, ORANGE), (threshold, RED)))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.AREA)
@@ -139,41 +154,41 @@ def error_rate_stat_panel(uid: str, settings: AlertSettings) -> stat.Panel:
 # --- traffic -----------------------------------------------------------------------------------------
 
 
-def request_rate_by_status_panel(uid: str) -> timeseries.Panel:
+def request_rate_by_status_panel(datasource_uid: str) -> timeseries.Panel:
     return _timeseries(
-        uid,
+        datasource_uid,
         "Request rate by status",
         "Model API requests per second by HTTP status code, all handlers and replicas (Prometheus' own "
         "scrapes excluded).",
         units.RequestsPerSecond,
-    ).with_target(target(uid, queries.request_rate_by_status(), "{{status}}"))
+    ).with_target(target(datasource_uid, queries.request_rate_by_status(), "{{status}}"))
 
 
-def throughput_panel(uid: str) -> timeseries.Panel:
+def throughput_panel(datasource_uid: str) -> timeseries.Panel:
     return (
         _timeseries(
-            uid,
+            datasource_uid,
             "Throughput",
             f"POST {contract.PREDICT_HANDLER} requests per second (a batch counts once) and predictions "
             "per second (every batch item counts).",
             units.OpsPerSecond,
         )
-        .with_target(target(uid, queries.predict_request_rate(), "requests/s", "A"))
-        .with_target(target(uid, queries.prediction_rate(), "predictions/s", "B"))
+        .with_target(target(datasource_uid, queries.predict_request_rate(), "requests/s", "A"))
+        .with_target(target(datasource_uid, queries.prediction_rate(), "predictions/s", "B"))
     )
 
 
-def error_rate_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+def error_rate_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Panel:
     panel = (
         _timeseries(
-            uid,
+            datasource_uid,
             "Error rate",
             "Share of model API requests failing with 5xx (alerted at the dashed line) and rejected with 4xx "
             "(client errors, shown for context, never alerted on).",
             units.PercentUnit,
         )
-        .with_target(target(uid, queries.server_error_ratio(), "5xx", "A"))
-        .with_target(target(uid, queries.client_error_ratio(), "4xx", "B"))
+        .with_target(target(datasource_uid, queries.server_error_ratio(), "5xx", "A"))
+        .with_target(target(datasource_uid, queries.client_error_ratio(), "4xx", "B"))
         .min(0)
         .span(24)
     )
@@ -183,24 +198,26 @@ def error_rate_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
 # --- latency -----------------------------------------------------------------------------------------
 
 
-def latency_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+def latency_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Panel:
     panel = _timeseries(
-        uid,
+        datasource_uid,
         f"Latency {contract.PREDICT_HANDLER}",
         f"P50/P95/P99 latency of POST {contract.PREDICT_HANDLER} across replicas; the dashed line is the "
-        f"{contract.ALERT_HIGH_LATENCY} threshold on P95.",
+        f"{alerts.ALERT_HIGH_LATENCY} threshold on P95.",
         units.Seconds,
     ).span(24)
     for ref_id, quantile in zip("ABC", (0.5, 0.95, 0.99), strict=True):
         legend = f"p{round(quantile * 100)}"
-        panel = panel.with_target(target(uid, queries.predict_latency_quantile(quantile), legend, ref_id))
+        panel = panel.with_target(
+            target(datasource_uid, queries.predict_latency_quantile(quantile), legend, ref_id)
+        )
     return _with_alert_line(panel.min(0), settings.latency_p95_seconds)
 
 
 # --- predictions -------------------------------------------------------------------------------------
 
 
-def prediction_heatmap_panel(uid: str) -> heatmap.Panel:
+def prediction_heatmap_panel(datasource_uid: str) -> heatmap.Panel:
     return (
         heatmap.Panel()
         .title("Prediction distribution")
@@ -208,10 +225,12 @@ def prediction_heatmap_panel(uid: str) -> heatmap.Panel:
             "How many predictions fell in each probability bucket per interval; the buckets come from the "
             "server's histogram (no re-bucketing)."
         )
-        .datasource(datasource(uid))
+        .datasource(datasource(datasource_uid))
         .height(8)
         .span(12)
-        .with_target(target(uid, queries.prediction_heatmap(), "{{le}}").format(PromQueryFormat.HEATMAP))
+        .with_target(
+            target(datasource_uid, queries.prediction_heatmap(), "{{le}}").format(PromQueryFormat.HEATMAP)
+        )
         .calculate(False)
         .rows_frame(heatmap.RowsHeatmapOptions().layout(common.HeatmapCellLayout.LE))
         .color(
@@ -229,17 +248,17 @@ def prediction_heatmap_panel(uid: str) -> heatmap.Panel:
     )
 
 
-def prediction_median_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+def prediction_median_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Panel:
     return (
         _timeseries(
-            uid,
+            datasource_uid,
             "Median prediction (1h)",
             f"Median prediction over the last hour ({queries.PREDICTION_MEDIAN}). "
-            f"{contract.ALERT_PREDICTION_SHIFT} fires when it moves more than "
+            f"{alerts.ALERT_PREDICTION_SHIFT} fires when it moves more than "
             f"{settings.prediction_shift_threshold} from the same value 24h earlier.",
             units.NoUnit,
         )
-        .with_target(target(uid, queries.prediction_median(), "median"))
+        .with_target(target(datasource_uid, queries.prediction_median(), "median"))
         .min(0)
         .max(1)
     )
@@ -248,18 +267,18 @@ def prediction_median_panel(uid: str, settings: AlertSettings) -> timeseries.Pan
 # --- drift -------------------------------------------------------------------------------------------
 
 
-def feature_drift_panel(uid: str, settings: AlertSettings) -> timeseries.Panel:
+def feature_drift_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Panel:
     panel = (
         _timeseries(
-            uid,
+            datasource_uid,
             "Feature drift (PSI, 1h)",
             "Population stability index of each feature's last-hour distribution against the training "
-            f"deciles; {contract.ALERT_FEATURE_DRIFT} fires above the dashed line for "
+            f"deciles; {alerts.ALERT_FEATURE_DRIFT} fires above the dashed line for "
             f"{promql_duration(settings.feature_drift_for_seconds)}. Rule of thumb: < 0.1 stable, "
             "0.1-0.25 watch, > 0.25 significant.",
             units.NoUnit,
         )
-        .with_target(target(uid, queries.feature_drift_psi(), "{{feature}}"))
+        .with_target(target(datasource_uid, queries.feature_drift_psi(), "{{feature}}"))
         .min(0)
         .span(24)
     )

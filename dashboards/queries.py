@@ -16,9 +16,13 @@ from server import contract
 # Grafana picks a range that always spans at least four scrapes; panels use it for rate()/increase().
 RATE_INTERVAL = "$__rate_interval"
 
-# Helper recording rules (the drift recording rule's name lives in the contract).
+# Recording rules: the PSI of the last hour's bin shares against the reference (what FeatureDrift reads),
+# and the helpers it and the prediction-shift alert are built from.
+FEATURE_DRIFT_PSI = "model:feature_drift_psi:1h"
 FEATURE_BIN_SHARE = "model:feature_bin_share:1h"
 PREDICTION_MEDIAN = "model:prediction_median:1h"
+# Bin shares are floored at this, so an empty bin keeps ln(share / ref) finite.
+PSI_SHARE_FLOOR = 1e-4
 
 _JOB = f'job="{contract.JOB_NAME}"'
 # Prometheus' own scrapes of /metrics are not model API traffic (if the server counts them at all).
@@ -119,12 +123,12 @@ def feature_bin_share_expr() -> str:
     window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
     per_bin = f"sum by (feature, bin) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
     per_feature = f"sum by (feature) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
-    return f"clamp_min({per_bin} / on (feature) group_left () {per_feature}, {contract.PSI_SHARE_FLOOR})"
+    return f"clamp_min({per_bin} / on (feature) group_left () {per_feature}, {PSI_SHARE_FLOOR})"
 
 
 def feature_drift_psi_expr() -> str:
     """PSI per feature: sum over bins of (share - ref) * ln(share / ref), ref = 1/len(FEATURE_BINS);
-    recorded as contract.FEATURE_DRIFT_PSI."""
+    recorded as FEATURE_DRIFT_PSI."""
     ref = f"{_REFERENCE_SHARE:g}"
     share = FEATURE_BIN_SHARE
     return f"sum by (feature) (({share} - {ref}) * ln({share} / {ref}))"
@@ -132,7 +136,7 @@ def feature_drift_psi_expr() -> str:
 
 def feature_drift_psi() -> str:
     """The recorded PSI per feature."""
-    return contract.FEATURE_DRIFT_PSI
+    return FEATURE_DRIFT_PSI
 
 
 # --- fleet -------------------------------------------------------------------------------------------

@@ -28,10 +28,10 @@ model_server = ModelServer(
         base_image=settings.model_server_base_image,
         replicas=settings.model_server_replicas,
         bind_address=settings.bind_address,
-        host_ports=settings.model_server_host_ports(),
+        host_port=settings.model_server_host_port,
         workers=settings.model_server_workers,
         chaos_enabled=settings.chaos_enabled,
-        build_ca_certs=settings.model_server_build_ca_file,
+        build_ca_certs=settings.model_server_build_ca_certs,
     ),
 )
 
@@ -46,7 +46,7 @@ prometheus = Prometheus(
         scrape_interval=settings.scrape_interval,
         retention=settings.retention,
         scrape_targets=[f"{alias}:{contract.SERVER_PORT}" for alias in model_server.aliases],
-        rule_files=prometheus_rule_files(settings.alerts, alerts=settings.prometheus_alerts),
+        rule_files=prometheus_rule_files(settings.alerts, alert_rules=settings.prometheus_alert_rules),
     ),
 )
 
@@ -74,7 +74,7 @@ content = GrafanaContent(
         prometheus_url=internal_url(),
         scrape_interval=settings.scrape_interval,
         alerts=settings.alerts,
-        alert_rules=settings.grafana_alerts,
+        alert_rules=settings.grafana_alert_rules,
         webhook_url=settings.webhook_url or None,
     ),
 )

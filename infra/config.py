@@ -1,4 +1,4 @@
-"""Stack configuration, read once into a frozen, typed `Settings` and validated before any resource.
+"""Stack configuration, read once into a frozen, typed `StackSettings` and validated before any resource.
 
 Every key lives in the `model-monitoring` namespace and has a default (spelled out in Pulumi.dev.yaml).
 A bad value stops the program with one error listing every offending key and its allowed values.
@@ -8,7 +8,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -129,85 +129,118 @@ def _password(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Key:
-    name: str
+    name: str  # the config key (without namespace)
+    field: str  # the StackSettings field it sets, or the AlertSettings field when `alert_setting`
     default: str | None
     parse: Callable[[str], Any]
     allowed: str
     secret: bool = False
+    alert_setting: bool = False  # an AlertSettings field (AlertSettings validates its range)
 
 
-# Config key -> AlertSettings field (AlertSettings validates the ranges).
-THRESHOLD_FIELDS = {
-    "errorRateThreshold": "error_rate_threshold",
-    "latencyP95Seconds": "latency_p95_seconds",
-    "predictionShiftThreshold": "prediction_shift_threshold",
-    "featureDriftPsiThreshold": "feature_drift_psi_threshold",
-}
+def _threshold(name: str, field_name: str, allowed: str) -> _Key:
+    default = repr(getattr(DEFAULT_SETTINGS, field_name))
+    return _Key(name, field_name, default, _number, allowed, alert_setting=True)
 
 
-def _threshold(name: str, allowed: str) -> _Key:
-    return _Key(name, repr(getattr(DEFAULT_SETTINGS, THRESHOLD_FIELDS[name])), _number, allowed)
-
-
-# Every key, its default (as the string Pulumi stores) and its allowed values.
+# Every key, the field it sets, its default (as the string Pulumi stores) and its allowed values.
 KEYS: tuple[_Key, ...] = (
-    _Key("modelServerBaseImage", "python:3.11-slim", _image, "an image reference with Python >= 3.11"),
-    _Key("modelServerReplicas", "2", _integer(1, 16), "an integer from 1 to 16"),
+    _Key(
+        "modelServerBaseImage",
+        "model_server_base_image",
+        "python:3.11-slim",
+        _image,
+        "an image reference with Python >= 3.11",
+    ),
+    _Key("modelServerReplicas", "model_server_replicas", "2", _integer(1, 16), "an integer from 1 to 16"),
     _Key(
         "modelServerHostPort",
+        "model_server_host_port",
         "8000",
         _integer(1, 65535),
         "a port 1-65535 (replica i publishes port + i)",
     ),
-    _Key("modelServerWorkers", "2", _integer(1, 16), "an integer from 1 to 16 (uvicorn workers per replica)"),
+    _Key(
+        "modelServerWorkers",
+        "model_server_workers",
+        "2",
+        _integer(1, 16),
+        "an integer from 1 to 16 (uvicorn workers per replica)",
+    ),
     _Key(
         "modelServerBuildCaFile",
+        "model_server_build_ca_certs",
         "",
         _pem_file,
         "empty, or the path (absolute or relative to the project) of a PEM file of extra CAs pip must trust "
         "while building the image (a TLS-intercepting proxy)",
     ),
-    _Key("chaosEnabled", "false", _boolean, "true | false"),
+    _Key("chaosEnabled", "chaos_enabled", "false", _boolean, "true | false"),
     _Key(
         "prometheusImage",
+        "prometheus_image",
         "prom/prometheus:v2.53.4",
         _image,
         "an image reference such as prom/prometheus:v2.53.4",
     ),
-    _Key("prometheusHostPort", "9090", _integer(1, 65535), "a port 1-65535"),
-    _Key("scrapeInterval", "15s", _duration(1, 60), "a Prometheus duration from 1s to 1m, e.g. 15s"),
+    _Key("prometheusHostPort", "prometheus_host_port", "9090", _integer(1, 65535), "a port 1-65535"),
     _Key(
+        "scrapeInterval",
+        "scrape_interval",
+        "15s",
+        _duration(1, 60),
+        "a Prometheus duration from 1s to 1m, e.g. 15s",
+    ),
+    _Key(
+        "retention",
         "retention",
         "15d",
         _duration(86400, 10 * 365 * 86400),
         "a Prometheus duration of at least 1d, e.g. 15d (the prediction-shift alert looks a day back)",
     ),
     _Key(
-        "grafanaImage", "grafana/grafana:11.6.0", _image, "an image reference such as grafana/grafana:11.6.0"
+        "grafanaImage",
+        "grafana_image",
+        "grafana/grafana:11.6.0",
+        _image,
+        "an image reference such as grafana/grafana:11.6.0",
     ),
-    _Key("grafanaHostPort", "3000", _integer(1, 65535), "a port 1-65535"),
-    _Key("grafanaAdminUser", "admin", _user, "a non-empty user name without ':' or surrounding spaces"),
+    _Key("grafanaHostPort", "grafana_host_port", "3000", _integer(1, 65535), "a port 1-65535"),
+    _Key(
+        "grafanaAdminUser",
+        "grafana_admin_user",
+        "admin",
+        _user,
+        "a non-empty user name without ':' or surrounding spaces",
+    ),
     _Key(
         "grafanaAdminPassword",
+        "grafana_admin_password",
         None,
         _password,
         "unset (a random password is generated) or a secret of at least 8 characters other than 'admin', "
         "set with `pulumi config set --secret grafanaAdminPassword ...`",
         secret=True,
     ),
-    _Key("bindAddress", "127.0.0.1", _ip_address, "an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0"),
-    _Key("alertEngine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
-    _Key("webhookUrl", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
-    _threshold("errorRateThreshold", "a share of 5xx responses, 0 < x < 1"),
-    _threshold("latencyP95Seconds", "seconds, x > 0"),
-    _threshold("predictionShiftThreshold", "0 < x < 1"),
-    _threshold("featureDriftPsiThreshold", "a PSI value, x > 0"),
+    _Key(
+        "bindAddress",
+        "bind_address",
+        "127.0.0.1",
+        _ip_address,
+        "an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0",
+    ),
+    _Key("alertEngine", "alert_engine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
+    _Key("webhookUrl", "webhook_url", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
+    _threshold("errorRateThreshold", "error_rate_threshold", "a share of 5xx responses, 0 < x < 1"),
+    _threshold("latencyP95Seconds", "latency_p95_seconds", "seconds, x > 0"),
+    _threshold("predictionShiftThreshold", "prediction_shift_threshold", "0 < x < 1"),
+    _threshold("featureDriftPsiThreshold", "feature_drift_psi_threshold", "a PSI value, x > 0"),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
 
 @dataclass(frozen=True)
-class Settings:
+class StackSettings:
     """The validated stack configuration."""
 
     name_prefix: str  # "<project>-<stack>": Docker object names start with it
@@ -230,7 +263,7 @@ class Settings:
     grafana_admin_password: str | None = field(default=None, repr=False)
     webhook_url: str = field(default="", repr=False)
     # The PEM text of the modelServerBuildCaFile file ("" when unset); long, so kept out of repr.
-    model_server_build_ca_file: str = field(default="", repr=False)
+    model_server_build_ca_certs: str = field(default="", repr=False)
 
     @property
     def client_host(self) -> str:
@@ -241,11 +274,13 @@ class Settings:
         return f"[{address}]" if address.version == 6 else str(address)
 
     @property
-    def grafana_alerts(self) -> bool:
+    def grafana_alert_rules(self) -> bool:
+        """Grafana evaluates the alert rules (and notifies)."""
         return self.alert_engine in ("grafana", "both")
 
     @property
-    def prometheus_alerts(self) -> bool:
+    def prometheus_alert_rules(self) -> bool:
+        """Prometheus evaluates the alert rules too (it always evaluates the recording rules)."""
         return self.alert_engine in ("prometheus", "both")
 
     def model_server_host_ports(self) -> list[int]:
@@ -263,8 +298,8 @@ def parse_settings(
     raw: Mapping[str, str],
     secret_keys: frozenset[str] = frozenset(),
     name_prefix: str = "model-monitoring-dev",
-) -> Settings:
-    """Validate raw config values (key without namespace -> string) into Settings.
+) -> StackSettings:
+    """Validate raw config values (key without namespace -> string) into StackSettings.
 
     Raises ConfigError listing every invalid key with its allowed values.
     """
@@ -289,23 +324,20 @@ def parse_settings(
         if key.secret and key.name not in secret_keys:
             errors.append(_error(key.name, text, " (stored in plain text)"))
 
-    for key_name, attribute in THRESHOLD_FIELDS.items():
-        if key_name in values:
+    for key in KEYS:
+        if key.alert_setting and key.name in values:
             try:
-                AlertSettings(**{attribute: values[key_name]})
+                AlertSettings(**{key.field: values[key.name]})
             except ValueError as exc:
-                errors.append(
-                    _error(key_name, raw.get(key_name, KEYS_BY_NAME[key_name].default), f" ({exc})")
-                )
+                errors.append(_error(key.name, raw.get(key.name, key.default), f" ({exc})"))
     errors += _port_conflicts(values)
 
     if errors:
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(errors))
 
-    alerts = AlertSettings(**{attribute: values[key] for key, attribute in THRESHOLD_FIELDS.items()})
-    names = {f.name for f in fields(Settings)}
-    plain = {_snake(k): v for k, v in values.items() if _snake(k) in names}
-    return Settings(name_prefix=name_prefix, alerts=alerts, **plain)
+    alerts = AlertSettings(**{key.field: values[key.name] for key in KEYS if key.alert_setting})
+    plain = {key.field: values[key.name] for key in KEYS if not key.alert_setting}
+    return StackSettings(name_prefix=name_prefix, alerts=alerts, **plain)
 
 
 def _port_conflicts(values: Mapping[str, Any]) -> list[str]:
@@ -335,18 +367,14 @@ def _port_conflicts(values: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def _snake(camel: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", camel).lower()
-
-
 def _namespace_keys() -> set[str]:
-    """Every key set in the stack's `model-monitoring` namespace (to reject typos)."""
+    """Every key set in the stack's `model-monitoring` namespace (to reject typos): the language host
+    hands the program its whole config as PULUMI_CONFIG, which `get_config_env` reads."""
     prefix = f"{NAMESPACE}:"
-    present = set(pulumi.runtime.get_config_env()) | set(pulumi.runtime.config.CONFIG.get())
-    return {k[len(prefix) :] for k in present if k.startswith(prefix)}
+    return {k[len(prefix) :] for k in pulumi.runtime.get_config_env() if k.startswith(prefix)}
 
 
-def load_settings() -> Settings:
+def load_settings() -> StackSettings:
     """Read the `model-monitoring` namespace of the running stack's config and validate it."""
     config = pulumi.Config(NAMESPACE)
     names = _namespace_keys() | set(KEYS_BY_NAME)

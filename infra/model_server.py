@@ -1,17 +1,16 @@
 """ModelServer: the model-server image built from this checkout and N replicas on the monitoring network."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
+from infra.config import PROJECT_ROOT
 from infra.containers import service_container
 from server import contract
 
-# Build inputs resolved from this file, never from the working directory (Pulumi runs us from infra/).
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DOCKERFILE = REPO_ROOT / "server" / "Dockerfile"
+# Build inputs resolved from the project root, never from the working directory (Pulumi runs us from infra/).
+DOCKERFILE = PROJECT_ROOT / "server" / "Dockerfile"
 
 # Replica i answers on the network as "model-server-i"; Prometheus scrapes exactly these names.
 ALIAS_PREFIX = "model-server"
@@ -36,10 +35,10 @@ class ModelServerArgs:
     base_image: str  # the Dockerfile's BASE_IMAGE build arg
     replicas: int
     bind_address: str
-    host_ports: list[int]  # one per replica
+    host_port: int  # replica i publishes its port on host_port + i
     workers: int  # uvicorn workers per replica (WEB_CONCURRENCY)
     chaos_enabled: bool
-    build_ca_certs: str = ""  # PEM text pip trusts during the build (the Dockerfile's EXTRA_CA_CERTS)
+    build_ca_certs: str = ""  # PEM text pip trusts during the build (the Dockerfile's BUILD_CA_CERTS)
 
 
 class ModelServer(pulumi.ComponentResource):
@@ -58,11 +57,11 @@ class ModelServer(pulumi.ComponentResource):
             f"{name}-image",
             image_name=f"{args.name_prefix}-{name}:latest",
             build=docker.DockerBuildArgs(
-                context=str(REPO_ROOT),
+                context=str(PROJECT_ROOT),
                 dockerfile=str(DOCKERFILE),
-                # EXTRA_CA_CERTS only when given, so the usual build declares exactly BASE_IMAGE.
+                # BUILD_CA_CERTS only when given, so the usual build declares exactly BASE_IMAGE.
                 args={"BASE_IMAGE": args.base_image}
-                | ({"EXTRA_CA_CERTS": args.build_ca_certs} if args.build_ca_certs else {}),
+                | ({"BUILD_CA_CERTS": args.build_ca_certs} if args.build_ca_certs else {}),
             ),
             skip_push=True,
             opts=child,
@@ -78,7 +77,7 @@ class ModelServer(pulumi.ComponentResource):
                 network_name=args.network_name,
                 alias=alias,
                 port=contract.SERVER_PORT,
-                host_port=host_port,
+                host_port=args.host_port + i,
                 bind_address=args.bind_address,
                 healthcheck=["CMD", "python", "-c", _HEALTHCHECK],
                 name=f"{args.name_prefix}-{name}-{i}",
@@ -88,7 +87,7 @@ class ModelServer(pulumi.ComponentResource):
                     f"WEB_CONCURRENCY={args.workers}",
                 ],
             )
-            for i, (alias, host_port) in enumerate(zip(self.aliases, args.host_ports, strict=True))
+            for i, alias in enumerate(self.aliases)
         ]
 
         self.register_outputs({"imageDigest": self.image_digest, "aliases": self.aliases})

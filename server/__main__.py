@@ -1,4 +1,4 @@
-"""``python -m server --host H --port P --workers N``: serve ``server.app:app`` with uvicorn.
+"""``python -m server --host H --port P --workers N``: serve ``server.app:create_app`` with uvicorn.
 
 With more than one worker (or ``PROMETHEUS_MULTIPROC_DIR`` set) metrics run in prometheus-client's
 multiprocess mode: the directory is emptied before the workers start (stale files would be summed),
@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         prepare_multiproc_dir(multiproc_dir)
     try:
         uvicorn.run(
-            "server.app:app",
+            "server.app:create_app",
+            factory=True,
             host=args.host,
             port=args.port,
             workers=args.workers,

@@ -1,7 +1,7 @@
 """The model server: FastAPI app with /predict, /health, /ready and /metrics.
 
-``create_app()`` is the factory; ``app`` (module level) is what ``uvicorn server.app:app`` and
-``python -m server`` serve.
+``create_app()`` is the factory (``uvicorn --factory server.app:create_app``, as ``python -m server``
+runs it): importing this module builds nothing.
 """
 
 import asyncio
@@ -17,14 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from server import contract, metrics
+from server.contract import CHAOS_DELAY_HEADER, CHAOS_MAX_DELAY_SECONDS, CHAOS_STATUS_HEADER, CHAOS_STATUSES
 from server.model import Model, load_model
-from server.settings import (
-    CHAOS_DELAY_HEADER,
-    CHAOS_MAX_DELAY_SECONDS,
-    CHAOS_STATUS_HEADER,
-    CHAOS_STATUSES,
-    Settings,
-)
+from server.settings import ServerSettings
 
 # strict: "0.5" or true are not numbers; NaN/inf (also 1e999, which JSON decodes to inf) are refused.
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -145,10 +140,10 @@ async def _chaos(headers: Mapping[str, str]) -> JSONResponse | None:
     return None
 
 
-def create_app(settings: Settings | None = None, model: Model | None = None) -> FastAPI:
+def create_app(settings: ServerSettings | None = None, model: Model | None = None) -> FastAPI:
     """Build the app. The model is loaded now (it shapes the request schema); metrics series are
     created in the lifespan start-up, after which /ready answers 200."""
-    settings = settings or Settings.from_env()
+    settings = settings or ServerSettings.from_env()
     model = model or load_model(settings.model_path)
     registry = metrics.build_registry()
     state: dict[str, Any] = {"ready": False}
@@ -214,7 +209,7 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         """The process is alive and serving."""
         return {"status": "ok"}
 
-    @app.get("/ready", responses={503: {"description": "Still starting up"}})
+    @app.get(contract.READY_PATH, responses={503: {"description": "Still starting up"}})
     async def ready() -> JSONResponse:
         """The model is loaded and its metrics series exist."""
         if not state["ready"]:
@@ -227,6 +222,3 @@ def create_app(settings: Settings | None = None, model: Model | None = None) -> 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-app = create_app()

@@ -1,7 +1,8 @@
-"""The metric contract: every name, label and bucket the server exports.
+"""The wire contract: every metric name, label and bucket the server exports, its HTTP paths and headers.
 
-Dashboards, alert rules, the Prometheus config and outside checks all read these constants, so a
-metric name is written here and nowhere else. Keep this module free of heavy imports: infra reads it.
+Only what crosses the wire lives here (rule and alert names live with their definitions in dashboards/).
+Dashboards, alert rules, the Prometheus config, the load generator and outside checks read these
+constants, so a name is written here and nowhere else. No imports: infra reads it cheaply.
 """
 
 # Prometheus scrape job and the port the server listens on inside its container.
@@ -10,6 +11,8 @@ SERVER_PORT = 8000
 METRICS_PATH = "/metrics"
 # Liveness: the Docker healthchecks (image and stack) and the load generator ask it.
 HEALTH_PATH = "/health"
+# Readiness: 200 once the model is loaded and its metric series exist, 503 before.
+READY_PATH = "/ready"
 
 # Request counter: status is the numeric HTTP code as a string ("200", "422", ...).
 REQUESTS_TOTAL = "model_requests_total"
@@ -38,13 +41,9 @@ MODEL_INFO_LABELS = ("model", "version")
 PREDICT_HANDLER = "/predict"
 UNMATCHED_HANDLER = "unmatched"
 
-# Recording rule: PSI of the last hour's bin shares against the reference share (1/len(FEATURE_BINS)).
-FEATURE_DRIFT_PSI = "model:feature_drift_psi:1h"
-PSI_SHARE_FLOOR = 1e-4
-
-# Alert names (fixed; runbooks and outside checks refer to them).
-ALERT_SERVER_DOWN = "ModelServerDown"
-ALERT_HIGH_ERROR_RATE = "ModelHighErrorRate"
-ALERT_HIGH_LATENCY = "ModelHighLatency"
-ALERT_PREDICTION_SHIFT = "PredictionDistributionShift"
-ALERT_FEATURE_DRIFT = "FeatureDrift"
+# Chaos request headers (honoured only with MODEL_CHAOS_ENABLED) and the values they accept: the server
+# enforces them, the load generator sends them.
+CHAOS_DELAY_HEADER = "X-Chaos-Delay-Seconds"
+CHAOS_STATUS_HEADER = "X-Chaos-Status"
+CHAOS_MAX_DELAY_SECONDS = 5.0
+CHAOS_STATUSES = (500, 503)

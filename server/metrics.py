@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from time import perf_counter
@@ -19,7 +20,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from prometheus_client import multiprocess as prom_multiprocess
 
 from server import contract
-from server.drift import bin_index
 from server.model import DECILE_CUTS, Model
 
 # prometheus-client picks its value store (memory or mmap files) from this variable at import, so
@@ -81,7 +81,13 @@ def build_registry() -> CollectorRegistry:
 
 
 class PredictionRecorder:
-    """Observes predictions and feature bins; every child series is created up front (value 0)."""
+    """Observes predictions and feature bins; every child series is created up front (value 0).
+
+    Bin ``k`` of a feature holds values ``x`` with ``cut[k-1] < x <= cut[k]`` (bin 0 is everything up to
+    the first cut, the last bin everything above the last cut), the "less or equal" convention of
+    Prometheus histogram buckets: ``bisect_left`` on the cut points, the C function itself because it
+    runs for every feature of every request.
+    """
 
     def __init__(self, model: Model) -> None:
         if any(len(cuts) != DECILE_CUTS for cuts in model.reference_deciles):
@@ -103,7 +109,7 @@ class PredictionRecorder:
             # Rows were validated to len(feature_names). No `strict=` argument: a keyword argument
             # sends the zip() call down CPython's slow path, measurable on every request.
             for (cuts, incs), x in zip(features, row):  # noqa: B905
-                incs[bin_index(cuts, x)]()
+                incs[bisect_left(cuts, x)]()
 
 
 class MetricsMiddleware:

@@ -15,13 +15,6 @@ DEFAULT_MODEL_PATH = Path(__file__).with_name("model") / "model.json"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
-# The chaos request headers (honoured only with ``chaos_enabled``) and the values they accept;
-# the server enforces them, the load generator sends them.
-CHAOS_DELAY_HEADER = "X-Chaos-Delay-Seconds"
-CHAOS_STATUS_HEADER = "X-Chaos-Status"
-CHAOS_MAX_DELAY_SECONDS = 5.0
-CHAOS_STATUSES = (500, 503)
-
 # Allowed (minimum, maximum) of the integer settings.
 BATCH_SIZE_RANGE = (1, 10_000)
 BODY_BYTES_RANGE = (1024, 64 * 1024 * 1024)
@@ -53,7 +46,7 @@ def _int(env: Mapping[str, str], key: str, default: int, minimum: int, maximum: 
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServerSettings:
     """Everything the app reads from its environment.
 
     model_path: ``MODEL_PATH``, the JSON artifact (default: the packaged example model).
@@ -75,7 +68,7 @@ class Settings:
             raise ValueError(f"max_body_bytes={self.max_body_bytes} must be >= {BODY_BYTES_RANGE[0]}")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
         env = os.environ if env is None else env
         return cls(
             model_path=Path(env.get("MODEL_PATH") or DEFAULT_MODEL_PATH),

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pulumiverse_grafana import alerting
 
-from dashboards import queries
+from dashboards import alerts, queries
 from dashboards.alerts import (
     EXPRESSION_DATASOURCE_UID,
     alert_definitions,
@@ -18,14 +18,13 @@ from dashboards.alerts import (
     prometheus_rule_files,
 )
 from dashboards.settings import DATASOURCE_UID, AlertSettings
-from server import contract
 
 ALERT_NAMES = [
-    contract.ALERT_SERVER_DOWN,
-    contract.ALERT_HIGH_ERROR_RATE,
-    contract.ALERT_HIGH_LATENCY,
-    contract.ALERT_PREDICTION_SHIFT,
-    contract.ALERT_FEATURE_DRIFT,
+    alerts.ALERT_SERVER_DOWN,
+    alerts.ALERT_HIGH_ERROR_RATE,
+    alerts.ALERT_HIGH_LATENCY,
+    alerts.ALERT_PREDICTION_SHIFT,
+    alerts.ALERT_FEATURE_DRIFT,
 ]
 SETTINGS = AlertSettings()
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -143,11 +142,11 @@ def test_relative_time_range_covers_the_query_window(rules: list[dict]) -> None:
 
 def test_thresholds_for_and_labels_match_the_definition(rules: list[dict], prometheus_alerts: dict) -> None:
     expected = {
-        contract.ALERT_SERVER_DOWN: ("lt", 1.0, "1m", "critical"),
-        contract.ALERT_HIGH_ERROR_RATE: ("gt", 0.05, "5m", "critical"),
-        contract.ALERT_HIGH_LATENCY: ("gt", 0.5, "5m", "warning"),
-        contract.ALERT_PREDICTION_SHIFT: ("gt", 0.15, "30m", "warning"),
-        contract.ALERT_FEATURE_DRIFT: ("gt", 0.25, "30m", "warning"),
+        alerts.ALERT_SERVER_DOWN: ("lt", 1.0, "1m", "critical"),
+        alerts.ALERT_HIGH_ERROR_RATE: ("gt", 0.05, "5m", "critical"),
+        alerts.ALERT_HIGH_LATENCY: ("gt", 0.5, "5m", "warning"),
+        alerts.ALERT_PREDICTION_SHIFT: ("gt", 0.15, "30m", "warning"),
+        alerts.ALERT_FEATURE_DRIFT: ("gt", 0.25, "30m", "warning"),
     }
     for rule in rules:
         comparison, threshold, for_, severity = expected[rule["name"]]
@@ -170,7 +169,7 @@ def test_fresh_deploy_stays_quiet(rules: list[dict]) -> None:
     for rule in rules:
         assert rule["no_data_state"] == "OK"
         assert rule["exec_err_state"] in {"OK", "KeepLast"}
-    shift = next(r for r in rules if r["name"] == contract.ALERT_PREDICTION_SHIFT)
+    shift = next(r for r in rules if r["name"] == alerts.ALERT_PREDICTION_SHIFT)
     assert "offset" in json.loads(shift["datas"][0]["model"])["expr"]
     assert "absent_over_time" in json.loads(shift["datas"][0]["model"])["expr"]
 
@@ -188,18 +187,16 @@ def test_settings_flow_into_both_engines() -> None:
     prom = yaml.safe_load(prometheus_rule_files(custom)["alert-rules.yml"])["groups"][0]["rules"]
     prom = {r["alert"]: r for r in prom}
     for name, value in [
-        (contract.ALERT_HIGH_ERROR_RATE, 0.2),
-        (contract.ALERT_HIGH_LATENCY, 1.25),
-        (contract.ALERT_PREDICTION_SHIFT, 0.3),
-        (contract.ALERT_FEATURE_DRIFT, 0.5),
+        (alerts.ALERT_HIGH_ERROR_RATE, 0.2),
+        (alerts.ALERT_HIGH_LATENCY, 1.25),
+        (alerts.ALERT_PREDICTION_SHIFT, 0.3),
+        (alerts.ALERT_FEATURE_DRIFT, 0.5),
     ]:
         params = json.loads(rules[name]["datas"][-1]["model"])["conditions"][0]["evaluator"]["params"]
         assert params == [value]
         assert prom[name]["expr"].endswith(f"> {value!r}")
-    assert (
-        rules[contract.ALERT_HIGH_ERROR_RATE]["for_"] == "10m" == prom[contract.ALERT_HIGH_ERROR_RATE]["for"]
-    )
-    assert "[2m]" in prom[contract.ALERT_HIGH_LATENCY]["expr"]
+    assert rules[alerts.ALERT_HIGH_ERROR_RATE]["for_"] == "10m" == prom[alerts.ALERT_HIGH_ERROR_RATE]["for"]
+    assert "[2m]" in prom[alerts.ALERT_HIGH_LATENCY]["expr"]
     assert {d["datasource_uid"] for r in rules.values() for d in r["datas"]} == {
         "uid",
         EXPRESSION_DATASOURCE_UID,
@@ -210,7 +207,7 @@ def test_prometheus_rule_files_shape() -> None:
     files = prometheus_rule_files(SETTINGS)
     recording = yaml.safe_load(files["recording-rules.yml"])
     records = [r["record"] for g in recording["groups"] for r in g["rules"]]
-    assert records == [queries.FEATURE_BIN_SHARE, contract.FEATURE_DRIFT_PSI, queries.PREDICTION_MEDIAN]
+    assert records == [queries.FEATURE_BIN_SHARE, queries.FEATURE_DRIFT_PSI, queries.PREDICTION_MEDIAN]
     alerts = yaml.safe_load(files["alert-rules.yml"])
     assert [r["alert"] for g in alerts["groups"] for r in g["rules"]] == ALERT_NAMES
     assert files == prometheus_rule_files(SETTINGS)

@@ -89,7 +89,7 @@ def test_the_required_panels_exist(dashboard: dict) -> None:
     assert exprs[latency["title"]] == [queries.predict_latency_quantile(q) for q in (0.5, 0.95, 0.99)]
     assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
     assert queries.server_error_ratio() in exprs["Error rate"]
-    assert exprs["Feature drift (PSI, 1h)"] == [contract.FEATURE_DRIFT_PSI]
+    assert exprs["Feature drift (PSI, 1h)"] == [queries.FEATURE_DRIFT_PSI]
     assert exprs["Model version"] == [queries.model_versions()]
     assert queries.prediction_rate() in exprs["Throughput"]
     for panel in panels(dashboard):

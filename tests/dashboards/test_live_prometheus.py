@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from dashboards import queries
+from dashboards import alerts, queries
 from dashboards.alerts import alert_definitions, grafana_rule_groups, prometheus_rule_files, recording_rules
 from dashboards.dashboard import build_dashboard
 from dashboards.settings import DATASOURCE_UID, DEFAULT_SETTINGS
+from loadgen.simulator import InputSampler
 from server import contract
-from server.loadgen import InputSampler
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
 from tests.support.net import wait_for
@@ -173,7 +173,7 @@ def test_every_recording_rule_returns_data(prometheus: RunningPrometheus, traffi
             lambda r=rule: finite_values(query(prometheus.base_url, r.record)), 30, what=rule.record
         )
         assert result, rule.record
-    psi = query(prometheus.base_url, contract.FEATURE_DRIFT_PSI)
+    psi = query(prometheus.base_url, queries.FEATURE_DRIFT_PSI)
     model = load_model(DEFAULT_MODEL_PATH)
     assert {s["metric"]["feature"] for s in psi} == set(model.feature_names)
     shares = query(prometheus.base_url, queries.FEATURE_BIN_SHARE)
@@ -200,13 +200,13 @@ def test_every_alert_query_evaluates(prometheus: RunningPrometheus, traffic: Tra
     for rule in group["rules"]:
         expr = json.loads(rule["datas"][0]["model"])["expr"]
         result = query(prometheus.base_url, expr)  # raises on any PromQL error
-        if rule["name"] == contract.ALERT_PREDICTION_SHIFT:
+        if rule["name"] == alerts.ALERT_PREDICTION_SHIFT:
             assert result == [], "no 24h history: the shift must compare nothing"
             assert finite_values(query(prometheus.base_url, queries.prediction_median()))
         else:
             values = finite_values(result)
             assert values, f"{rule['name']}: {expr} -> {result}"
-            if rule["name"] == contract.ALERT_FEATURE_DRIFT:
+            if rule["name"] == alerts.ALERT_FEATURE_DRIFT:
                 assert max(values) < DEFAULT_SETTINGS.feature_drift_psi_threshold / 2
 
 
@@ -218,6 +218,4 @@ def test_no_alert_on_healthy_traffic(prometheus: RunningPrometheus, traffic: Tra
         return not alerts
 
     wait_for(quiet, 30, what="no pending alerts")
-    assert all(
-        math.isfinite(v) for v in finite_values(query(prometheus.base_url, contract.FEATURE_DRIFT_PSI))
-    )
+    assert all(math.isfinite(v) for v in finite_values(query(prometheus.base_url, queries.FEATURE_DRIFT_PSI)))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.utils import floatToGoString
 
-from dashboards import queries
+from dashboards import alerts, queries
 from dashboards.alerts import Alert, alert_definitions
 from dashboards.export import export
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
@@ -153,7 +153,7 @@ def test_promtool_check_rules(promtool: str, rules: list[Path]) -> None:
 
 
 def test_server_down(promtool: str, rules: list[Path], tmp_path: Path) -> None:
-    name = contract.ALERT_SERVER_DOWN
+    name = alerts.ALERT_SERVER_DOWN
     up = selector("up", {**JOB, "instance": INSTANCE})
     other = selector("up", {**JOB, "instance": "10.0.0.8:8000"})
     run_unit_tests(
@@ -184,7 +184,7 @@ def test_server_down(promtool: str, rules: list[Path], tmp_path: Path) -> None:
 
 
 def test_high_error_rate(promtool: str, rules: list[Path], tmp_path: Path) -> None:
-    name = contract.ALERT_HIGH_ERROR_RATE
+    name = alerts.ALERT_HIGH_ERROR_RATE
     minutes = 30
     # Prometheus' own scrapes: if they were counted, the 5xx share below would be exactly 5% (no alert).
     scrapes = requests("200", [(minutes, 600)], handler=contract.METRICS_PATH)
@@ -229,7 +229,7 @@ def test_error_rate_threshold_comes_from_settings(promtool: str, tmp_path: Path)
     raised = rule_paths(tmp_path / "export", AlertSettings(error_rate_threshold=0.2))
     group = {
         "input_series": [requests("200", [(30, 540)]), requests("500", [(30, 60)])],
-        "alert_rule_test": silent(contract.ALERT_HIGH_ERROR_RATE, 15, 25),
+        "alert_rule_test": silent(alerts.ALERT_HIGH_ERROR_RATE, 15, 25),
     }
     run_unit_tests(promtool, raised, tmp_path, [group])
 
@@ -240,7 +240,7 @@ def latency(phases: Sequence[tuple[int, Mapping]], handler: str = contract.PREDI
 
 
 def test_high_latency(promtool: str, rules: list[Path], tmp_path: Path) -> None:
-    name = contract.ALERT_HIGH_LATENCY
+    name = alerts.ALERT_HIGH_LATENCY
     fast = {0.05: 300, 0.075: 240, 0.1: 60}  # everything under 100 ms
     # 10% of requests take 0.75-1 s: P95 = 0.75 + 0.25 * (0.95 - 0.9) / 0.1 = 0.875 s.
     slow = {0.075: 540, 1.0: 60}
@@ -276,7 +276,7 @@ AROUND_0_625 = {0.65: 60}  # (0.6, 0.65]: a shift of 0.35
 
 
 def test_prediction_shift(promtool: str, rules: list[Path], tmp_path: Path) -> None:
-    name = contract.ALERT_PREDICTION_SHIFT
+    name = alerts.ALERT_PREDICTION_SHIFT
     run_unit_tests(
         promtool,
         rules,
@@ -310,7 +310,7 @@ def test_prediction_shift(promtool: str, rules: list[Path], tmp_path: Path) -> N
 
 
 def test_feature_drift(promtool: str, rules: list[Path], tmp_path: Path) -> None:
-    name = contract.ALERT_FEATURE_DRIFT
+    name = alerts.ALERT_FEATURE_DRIFT
     run_unit_tests(
         promtool,
         rules,
@@ -345,7 +345,7 @@ def reference_psi(counts: Sequence[float]) -> float:
     """PSI as the contract defines it, computed independently in Python."""
     total = sum(counts)
     ref = 1 / len(counts)
-    shares = [max(c / total, contract.PSI_SHARE_FLOOR) for c in counts]
+    shares = [max(c / total, queries.PSI_SHARE_FLOOR) for c in counts]
     return sum((s - ref) * math.log(s / ref) for s in shares)
 
 
@@ -365,7 +365,7 @@ def test_recording_rules_compute_psi_and_median(promtool: str, rules: list[Path]
     assert math.isclose(psi["f0"], math.log(3) / 4)
     assert psi["f1"] == 0
     checks = [
-        close_to(f'{contract.FEATURE_DRIFT_PSI}{{feature="{feature}"}}', value, f'{{feature="{feature}"}}')
+        close_to(f'{queries.FEATURE_DRIFT_PSI}{{feature="{feature}"}}', value, f'{{feature="{feature}"}}')
         for feature, value in psi.items()
     ]
     checks.append(close_to(queries.PREDICTION_MEDIAN, 0.275))

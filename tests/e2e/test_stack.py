@@ -16,6 +16,7 @@ import httpx
 import pytest
 import yaml
 
+from dashboards import alerts, queries
 from server import contract
 from tests.e2e.conftest import Stack
 from tests.support.net import wait_for
@@ -132,8 +133,8 @@ def test_rules_loaded_and_healthy(stack: Stack) -> None:
         for group in yaml.safe_load(upload["content"])["groups"]
         for rule in group["rules"]
     }
-    assert contract.FEATURE_DRIFT_PSI in declared
-    assert contract.ALERT_FEATURE_DRIFT in declared  # alertEngine=both: Prometheus evaluates alerts too
+    assert queries.FEATURE_DRIFT_PSI in declared
+    assert alerts.ALERT_FEATURE_DRIFT in declared  # alertEngine=both: Prometheus evaluates alerts too
 
     def evaluated() -> list[dict] | None:
         rules = [r for g in rule_groups(stack.prometheus_url) for r in g["rules"]]

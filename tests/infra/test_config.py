@@ -3,7 +3,7 @@
 import pytest
 
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
-from infra.config import KEYS, KEYS_BY_NAME, ConfigError, Settings, parse_duration, parse_settings
+from infra.config import KEYS, KEYS_BY_NAME, ConfigError, StackSettings, parse_duration, parse_settings
 from tests.support.pulumi_mocks import stack_config
 
 
@@ -51,8 +51,8 @@ def test_values_are_parsed_into_types():
     assert settings.model_server_host_ports() == [8000, 8001, 8002]
     assert settings.client_host == "127.0.0.1"
     assert settings.alerts == AlertSettings(error_rate_threshold=0.1)
-    assert not settings.grafana_alerts
-    assert settings.prometheus_alerts
+    assert not settings.grafana_alert_rules
+    assert settings.prometheus_alert_rules
     assert settings.webhook_url == "https://hooks.example.com/x"
 
 
@@ -133,7 +133,7 @@ def test_admin_password_must_be_a_strong_secret_and_is_never_echoed():
 
 def test_settings_are_frozen():
     settings = parse_settings({})
-    assert isinstance(settings, Settings)
+    assert isinstance(settings, StackSettings)
     with pytest.raises(AttributeError):
         settings.model_server_replicas = 5  # type: ignore[misc]
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 import yaml
 
+from dashboards import alerts, queries
 from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import DATASOURCE_UID, AlertSettings
 from infra.config import ConfigError
@@ -21,9 +22,9 @@ from tests.support.pulumi_mocks import (
     IMAGE,
     NETWORK,
     NOTIFICATION_POLICY,
+    PROJECT_ROOT,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
-    REPO_ROOT,
     RULE_GROUP,
     VOLUME,
     Program,
@@ -160,9 +161,9 @@ def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(prog
     image = program.one(IMAGE)
     build = image.inputs["build"]
     # Absolute and independent of the working directory (Pulumi runs the program from infra/).
-    assert build["context"] == str(REPO_ROOT)
-    assert build["dockerfile"] == str(REPO_ROOT / "server" / "Dockerfile")
-    assert (REPO_ROOT / "server" / "Dockerfile").is_file()
+    assert build["context"] == str(PROJECT_ROOT)
+    assert build["dockerfile"] == str(PROJECT_ROOT / "server" / "Dockerfile")
+    assert (PROJECT_ROOT / "server" / "Dockerfile").is_file()
     assert build["args"] == {"BASE_IMAGE": "python:3.11-slim"}
     assert image.inputs["skipPush"] is True
     for container in _model_server_containers(program):
@@ -190,7 +191,7 @@ def test_build_ca_file_reaches_the_image_build_only_when_set(tmp_path):
     program = run_program({"modelServerBuildCaFile": str(ca_file)})
     assert program.one(IMAGE).inputs["build"]["args"] == {
         "BASE_IMAGE": "python:3.11-slim",
-        "EXTRA_CA_CERTS": pem,
+        "BUILD_CA_CERTS": pem,
     }
 
 
@@ -326,11 +327,11 @@ def test_rule_groups_are_valid_and_carry_the_contract_alerts(program):
             names.append(rule["name"])
     assert sorted(names) == sorted(
         [
-            contract.ALERT_SERVER_DOWN,
-            contract.ALERT_HIGH_ERROR_RATE,
-            contract.ALERT_HIGH_LATENCY,
-            contract.ALERT_PREDICTION_SHIFT,
-            contract.ALERT_FEATURE_DRIFT,
+            alerts.ALERT_SERVER_DOWN,
+            alerts.ALERT_HIGH_ERROR_RATE,
+            alerts.ALERT_HIGH_LATENCY,
+            alerts.ALERT_PREDICTION_SHIFT,
+            alerts.ALERT_FEATURE_DRIFT,
         ]
     )
 
@@ -363,7 +364,7 @@ def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheu
     assert sorted(rule_files) == sorted(f for f in uploads if f.startswith("/etc/prometheus/rules/"))
     rules = [rule for f in rule_files for g in yaml.safe_load(uploads[f])["groups"] for rule in g["rules"]]
     # Recording rules always: Grafana's drift panels and rules read them.
-    assert contract.FEATURE_DRIFT_PSI in {r.get("record") for r in rules}
+    assert queries.FEATURE_DRIFT_PSI in {r.get("record") for r in rules}
     assert any("alert" in r for r in rules) is prometheus_alerts
 
 
@@ -461,11 +462,11 @@ def test_program_runs_like_the_language_host_runs_it(monkeypatch):
     original = pulumi_mocks.RecordingMocks.new_resource
 
     def spy(self, args):
-        seen.append((os.getcwd(), str(REPO_ROOT) in sys.path or "" in sys.path))
+        seen.append((os.getcwd(), str(PROJECT_ROOT) in sys.path or "" in sys.path))
         return original(self, args)
 
     monkeypatch.setattr(pulumi_mocks.RecordingMocks, "new_resource", spy)
     run_program()
     assert seen
     # cwd infra/ and no repository root on sys.path: the program only imports installed packages.
-    assert set(seen) == {(str(REPO_ROOT / "infra"), False)}
+    assert set(seen) == {(str(PROJECT_ROOT / "infra"), False)}

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dashboards import alerts, queries
 from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import DEFAULT_SETTINGS
 from infra.prometheus import checked_rule_files, scrape_config
@@ -54,7 +55,7 @@ def _rules(rule_files: dict[str, str]) -> list[dict]:
 
 def test_rule_files_without_alerts_keep_every_recording_rule_and_no_alert():
     original = _rules(prometheus_rule_files(DEFAULT_SETTINGS))
-    remaining = _rules(prometheus_rule_files(DEFAULT_SETTINGS, alerts=False))
+    remaining = _rules(prometheus_rule_files(DEFAULT_SETTINGS, alert_rules=False))
     assert remaining == [r for r in original if "record" in r]
 
 
@@ -74,5 +75,5 @@ def test_real_prometheus_loads_the_config_with_one_target_per_replica(tmp_path):
             (contract.JOB_NAME, f"model-server-{i}:{contract.SERVER_PORT}") for i in range(3)
         ]
         rules = {r["name"] for g in rule_groups(prometheus.base_url) for r in g["rules"]}
-        assert contract.FEATURE_DRIFT_PSI in rules
-        assert contract.ALERT_FEATURE_DRIFT in rules
+        assert queries.FEATURE_DRIFT_PSI in rules
+        assert alerts.ALERT_FEATURE_DRIFT in rules

@@ -16,10 +16,10 @@ from pathlib import Path
 import yaml
 
 from infra.config import NAMESPACE
-from tests.support.pulumi_mocks import REPO_ROOT
+from tests.support.pulumi_mocks import PROJECT_ROOT
 
-PROJECT = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())
-PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+PROJECT = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())
+PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 LOCAL_PACKAGES = {"infra", "dashboards", "server"}
 
 
@@ -35,8 +35,8 @@ def test_project_name_is_the_config_namespace_and_main_is_infra():
     assert PROJECT["name"] == NAMESPACE
     assert PROJECT["description"]
     assert PROJECT["runtime"]["name"] == "python"
-    main = REPO_ROOT / PROJECT["main"]
-    assert main == REPO_ROOT / "infra"
+    main = PROJECT_ROOT / PROJECT["main"]
+    assert main == PROJECT_ROOT / "infra"
     assert (main / "__main__.py").is_file()
 
 
@@ -44,23 +44,23 @@ def test_virtualenv_resolves_to_the_venv_make_creates():
     options = PROJECT["runtime"]["options"]
     assert options["toolchain"] == "pip"
     # Relative to the project root, not to `main`.
-    venv = REPO_ROOT / options["virtualenv"]
-    makefile = (REPO_ROOT / "Makefile").read_text()
+    venv = PROJECT_ROOT / options["virtualenv"]
+    makefile = (PROJECT_ROOT / "Makefile").read_text()
     (make_venv,) = re.findall(r"^VENV\s*:?=\s*(\S+)", makefile, flags=re.MULTILINE)
-    assert venv == REPO_ROOT / make_venv
+    assert venv == PROJECT_ROOT / make_venv
 
 
 def test_requirements_install_this_project_with_the_infra_extra():
     lines = [
         line.strip()
-        for line in (REPO_ROOT / "infra" / "requirements.txt").read_text().splitlines()
+        for line in (PROJECT_ROOT / "infra" / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     (editable,) = [line for line in lines if line.startswith("-e ")]
     target = editable.removeprefix("-e ").strip()
     path, _, extras = target.partition("[")
     # pip runs in infra/ (the program directory), so the path is relative to it.
-    assert (REPO_ROOT / "infra" / path).resolve() == REPO_ROOT
+    assert (PROJECT_ROOT / "infra" / path).resolve() == PROJECT_ROOT
     assert PYPROJECT["project"]["name"] == "model-monitoring"
     assert "infra" in extras.rstrip("]").split(",")
 
@@ -83,7 +83,7 @@ def test_everything_the_program_imports_is_installed_by_pulumi_install():
     distributions = packages_distributions()
     third_party = set()
     for package in ("infra", "dashboards"):
-        third_party |= _imports(REPO_ROOT / package)
+        third_party |= _imports(PROJECT_ROOT / package)
     third_party -= LOCAL_PACKAGES | set(sys.stdlib_module_names)
     assert third_party, "expected pulumi, pulumi_docker, ... among the imports"
     for module in sorted(third_party):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pulumi_mocks import REPO_ROOT
+from tests.support.pulumi_mocks import PROJECT_ROOT
 
-SCRIPT = REPO_ROOT / "scripts" / "stack.sh"
+SCRIPT = PROJECT_ROOT / "scripts" / "stack.sh"
 BASH = shutil.which("bash")
 # Tools the script needs besides pulumi and docker.
 TOOLS = ("bash", "env", "dirname", "cat", "mkdir", "make")
@@ -149,19 +149,19 @@ def test_unknown_action_shows_usage(tmp_path):
 @pytest.mark.parametrize("target", ["up", "preview", "destroy"])
 def test_make_targets_keep_state_inside_the_project(tmp_path, target):
     # -o: treat the venv stamp as up to date, so only the target's own recipe runs.
-    make = [shutil.which("make"), "-s", "-C", str(REPO_ROOT), "-o", ".venv/.installed", target]
+    make = [shutil.which("make"), "-s", "-C", str(PROJECT_ROOT), "-o", ".venv/.installed", target]
     env = {"PULUMI_CONFIG_PASSPHRASE": "x"}
     result, calls = _run(tmp_path, command=make, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert calls
-    assert {c["backend"] for c in calls} == {f"file://{REPO_ROOT}/.pulumi"}
+    assert {c["backend"] for c in calls} == {f"file://{PROJECT_ROOT}/.pulumi"}
     assert calls[0]["args"][:4] == ["stack", "select", "--create", "dev"]
     assert calls[1]["args"][0] == target
 
 
 def test_pulumi_state_directory_is_ignored_by_git():
     ignored = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "check-ignore", "-q", ".pulumi/stacks/x.json"],
+        ["git", "-C", str(PROJECT_ROOT), "check-ignore", "-q", ".pulumi/stacks/x.json"],
         env={**os.environ},
         timeout=30,
     )

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.settings import Settings
+from server.settings import ServerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 VALID = {"features": [0.5, 0.3, 0.7]}
@@ -25,11 +25,11 @@ def value(client: TestClient, name: str, **labels: str) -> float:
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings())) as c:  # `with`: runs the lifespan start-up
+    with TestClient(create_app(ServerSettings())) as c:  # `with`: runs the lifespan start-up
         yield c
 
 
 @pytest.fixture
 def chaos_client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(chaos_enabled=True))) as c:
+    with TestClient(create_app(ServerSettings(chaos_enabled=True))) as c:
         yield c

@@ -83,7 +83,7 @@ def test_a_custom_model_plugs_in():
     from fastapi.testclient import TestClient
 
     from server.app import create_app
-    from server.settings import Settings
+    from server.settings import ServerSettings
 
     class Constant:
         name, version, feature_names = "constant", "7", ("a", "b")
@@ -94,7 +94,7 @@ def test_a_custom_model_plugs_in():
 
     model = Constant()
     assert isinstance(model, Model)
-    with TestClient(create_app(Settings(), model=model)) as client:
+    with TestClient(create_app(ServerSettings(), model=model)) as client:
         assert client.post("/predict", json={"features": [1, 2]}).json() == {
             "prediction": 0.25,
             "model_version": "7",

@@ -12,9 +12,9 @@ from schemathesis.checks import not_a_server_error
 
 from server import contract
 from server.app import create_app
-from server.settings import Settings
+from server.settings import ServerSettings
 
-APP = create_app(Settings(chaos_enabled=True))
+APP = create_app(ServerSettings(chaos_enabled=True))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -55,7 +55,7 @@ segment = st.text(
 
 @pytest.fixture(scope="module")
 def warm_client() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings())) as client:
+    with TestClient(create_app(ServerSettings())) as client:
         for method in METHODS:  # the one "unmatched" series per method exists from here on
             client.request(method, "/definitely/not/a/route")
         yield client

@@ -3,17 +3,17 @@ from pathlib import Path
 import pytest
 
 from server.__main__ import parse_args
-from server.settings import DEFAULT_MODEL_PATH, Settings
+from server.settings import DEFAULT_MODEL_PATH, ServerSettings
 
 
 def test_defaults_are_safe():
-    s = Settings.from_env({})
+    s = ServerSettings.from_env({})
     assert s.model_path == DEFAULT_MODEL_PATH
     assert s.chaos_enabled is False
 
 
 def test_environment_overrides():
-    s = Settings.from_env(
+    s = ServerSettings.from_env(
         {"MODEL_PATH": "/m.json", "MODEL_CHAOS_ENABLED": "true", "MODEL_MAX_BATCH_SIZE": "5"}
     )
     assert (s.model_path, s.chaos_enabled, s.max_batch_size) == (Path("/m.json"), True, 5)
@@ -29,7 +29,7 @@ def test_environment_overrides():
 )
 def test_bad_values_name_the_key_and_the_allowed_values(env, message):
     with pytest.raises(ValueError, match=message):
-        Settings.from_env(env)
+        ServerSettings.from_env(env)
 
 
 def test_workers_default_from_web_concurrency(monkeypatch, capsys):

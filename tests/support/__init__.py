@@ -1,1 +1,6 @@
-"""Helpers shared by the test packages (real Prometheus, Pulumi mocks)."""
+"""Helpers shared by the test packages."""
+
+from pathlib import Path
+
+# The directory of Pulumi.yaml and pyproject.toml.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]

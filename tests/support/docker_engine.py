@@ -17,9 +17,10 @@ from pathlib import Path
 
 import docker
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ENGINE_SCRIPT = REPO_ROOT / "scripts" / "docker-engine.sh"
-IMAGES_SCRIPT = REPO_ROOT / "scripts" / "e2e-images.sh"
+from tests.support import PROJECT_ROOT
+
+ENGINE_SCRIPT = PROJECT_ROOT / "scripts" / "docker-engine.sh"
+IMAGES_SCRIPT = PROJECT_ROOT / "scripts" / "e2e-images.sh"
 # Debian's place for certificate authorities an administrator added (e.g. a TLS-intercepting proxy).
 LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
@@ -97,7 +98,7 @@ def local_ca_pem(ca_dir: Path = LOCAL_CA_DIR) -> str:
     """The host's locally added CAs as one PEM text, or "" when there are none.
 
     Given to the program's `modelServerBuildCaFile` key, only pip inside the image build uses them
-    (server/Dockerfile's EXTRA_CA_CERTS); elsewhere this is empty.
+    (server/Dockerfile's BUILD_CA_CERTS); elsewhere this is empty.
     """
     pems = [path.read_text().strip() for path in sorted(ca_dir.glob("**/*.crt")) if path.is_file()]
     pem = "\n".join(p for p in pems if "BEGIN CERTIFICATE" in p)

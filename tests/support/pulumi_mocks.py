@@ -21,7 +21,6 @@ import runpy
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -31,9 +30,10 @@ from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PROGRAM_DIR = REPO_ROOT / "infra"
-PROJECT = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text())["name"]
+from tests.support import PROJECT_ROOT
+
+PROGRAM_DIR = PROJECT_ROOT / "infra"
+PROJECT = yaml.safe_load((PROJECT_ROOT / "Pulumi.yaml").read_text())["name"]
 DEFAULT_STACK = "dev"
 
 # Type tokens, so tests don't spell them out.
@@ -208,7 +208,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def stack_config(stack: str = DEFAULT_STACK) -> dict[str, str]:
     """The project's config from Pulumi.<stack>.yaml, key without namespace -> string value."""
-    document = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
     prefix = f"{PROJECT}:"
     values = {}
     for key, value in (document.get("config") or {}).items():
@@ -224,7 +224,7 @@ def stack_config(stack: str = DEFAULT_STACK) -> dict[str, str]:
 def _like_pulumi() -> Iterator[None]:
     """cwd infra/ and, like the language host, no repository root on sys.path (only installed packages)."""
     saved_cwd, saved_path = os.getcwd(), list(sys.path)
-    root = str(REPO_ROOT)
+    root = str(PROJECT_ROOT)
     sys.path[:] = [p for p in sys.path if p not in ("", ".", root) and os.path.abspath(p) != root]
     os.chdir(PROGRAM_DIR)
     try:
@@ -264,6 +264,10 @@ def run_program(
         pulumi_settings.SETTINGS.rpc_manager.clear()
         pulumi_settings.SETTINGS.outputs.clear()
         pulumi_settings.ROOT.set(None)
+        # As the language host hands a program its config: the PULUMI_CONFIG / PULUMI_CONFIG_SECRET_KEYS
+        # environment (what infra/config.py lists the keys from), and the runtime's own config map.
+        os.environ["PULUMI_CONFIG"] = json.dumps(full_config)
+        os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secrets)
         pulumi.runtime.set_all_config(full_config, secrets)
         pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
         root = pulumi_settings.get_root_resource()
@@ -277,6 +281,8 @@ def run_program(
             loop.run_until_complete(run_pulumi_func(program))
         outputs, secret_outputs = loop.run_until_complete(_resolve_outputs(root.outputs))
     finally:
+        os.environ.pop("PULUMI_CONFIG", None)
+        os.environ.pop("PULUMI_CONFIG_SECRET_KEYS", None)
         pulumi.runtime.set_all_config({}, [])
         pulumi_settings.ROOT.set(None)
         loop.close()

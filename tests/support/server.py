@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import PROJECT_ROOT
 from tests.support.net import free_port, wait_for
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # uvicorn logs this once per worker, after the app's lifespan start-up (metrics series created).
 STARTUP_COMPLETE = "Application startup complete."
 LOG_TAIL = 4000  # characters of the server log put into failure messages
@@ -77,7 +77,7 @@ def running_server(
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=PROJECT_ROOT,
             env=server_env(env, multiproc_dir),
             stdout=log,
             stderr=subprocess.STDOUT,

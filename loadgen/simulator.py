@@ -1,4 +1,4 @@
-"""Traffic and drift simulator for the model server: ``python -m server.loadgen --help``.
+"""Traffic and drift simulator for the model server: ``python -m loadgen --help``.
 
 Sends an open-loop stream of POST /predict requests (single rows, batches and deliberately invalid
 bodies) at a fixed rate for a bounded time, in one of these modes:
@@ -32,15 +32,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from server.contract import HEALTH_PATH, PREDICT_HANDLER
-from server.model import Model, load_model
-from server.settings import (
+from server.contract import (
     CHAOS_DELAY_HEADER,
     CHAOS_MAX_DELAY_SECONDS,
     CHAOS_STATUS_HEADER,
     CHAOS_STATUSES,
-    DEFAULT_MODEL_PATH,
+    HEALTH_PATH,
+    PREDICT_HANDLER,
 )
+from server.model import Model, load_model
+from server.settings import DEFAULT_MODEL_PATH
 
 MODES = ("normal", "feature-drift", "prediction-shift", "latency", "errors")
 CHAOS_MODES = ("latency", "errors")
@@ -565,7 +566,7 @@ def validate_features(c: LoadConfig, feature_names: Sequence[str]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     d = LoadConfig()
     p = argparse.ArgumentParser(
-        prog="python -m server.loadgen",
+        prog="python -m loadgen",
         description="Send realistic traffic (drift, prediction shift, latency, errors) to a model server.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -692,7 +693,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -22,10 +22,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dashboards import alerts, queries
 from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import AlertSettings
-from server import contract
-from server.loadgen import (
+from loadgen.simulator import (
     BATCH,
     INVALID,
     SINGLE,
@@ -36,6 +36,7 @@ from server.loadgen import (
     run,
     run_scenario,
 )
+from server import contract
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
 from tests.support.net import free_port, wait_for
@@ -110,7 +111,7 @@ def psi_by_feature(d: Samples) -> dict[str, float]:
     for feature, bins in counts.items():
         total = sum(bins.values())
         assert total > 0, f"no observations for {feature}"
-        shares = [max(bins.get(b, 0.0) / total, contract.PSI_SHARE_FLOOR) for b in contract.FEATURE_BINS]
+        shares = [max(bins.get(b, 0.0) / total, queries.PSI_SHARE_FLOOR) for b in contract.FEATURE_BINS]
         out[feature] = sum((s - reference) * math.log(s / reference) for s in shares)
     return out
 
@@ -313,7 +314,7 @@ def test_cli_reports_progress_and_stops_by_itself(chaos_server: RunningServer) -
         [
             sys.executable,
             "-m",
-            "server.loadgen",
+            "loadgen",
             "--url",
             chaos_server.url,
             "--mode",
@@ -402,7 +403,7 @@ def alerts_by_name(prom: RunningPrometheus) -> dict[str, list[dict]]:
 
 
 def psi_recorded(prom: RunningPrometheus) -> dict[str, float]:
-    return {r["metric"]["feature"]: float(r["value"][1]) for r in prom.query(contract.FEATURE_DRIFT_PSI)}
+    return {r["metric"]["feature"]: float(r["value"][1]) for r in prom.query(queries.FEATURE_DRIFT_PSI)}
 
 
 def test_each_mode_makes_its_alert_pending_in_prometheus(
@@ -434,16 +435,16 @@ def test_each_mode_makes_its_alert_pending_in_prometheus(
     phase(mode="feature-drift", drift_features=(drifted,))
     psi = psi_recorded(prom)
     assert psi[drifted] > THRESHOLDS.feature_drift_psi_threshold, psi
-    assert [a["labels"]["feature"] for a in alerts_by_name(prom)[contract.ALERT_FEATURE_DRIFT]] == [drifted]
-    assert all(a["state"] == "pending" for a in alerts_by_name(prom)[contract.ALERT_FEATURE_DRIFT])
-    assert contract.ALERT_HIGH_ERROR_RATE not in alerts_by_name(prom)
+    assert [a["labels"]["feature"] for a in alerts_by_name(prom)[alerts.ALERT_FEATURE_DRIFT]] == [drifted]
+    assert all(a["state"] == "pending" for a in alerts_by_name(prom)[alerts.ALERT_FEATURE_DRIFT])
+    assert alerts.ALERT_HIGH_ERROR_RATE not in alerts_by_name(prom)
 
     # Slower, so the new status="500" series spans several scrapes: rate() ignores a series' first sample.
     phase(mode="errors", rate=50.0, max_requests=200)
-    assert contract.ALERT_HIGH_ERROR_RATE in alerts_by_name(prom)
-    assert contract.ALERT_HIGH_LATENCY not in alerts_by_name(prom)
+    assert alerts.ALERT_HIGH_ERROR_RATE in alerts_by_name(prom)
+    assert alerts.ALERT_HIGH_LATENCY not in alerts_by_name(prom)
 
     phase(mode="latency", max_requests=200, chaos_share=1.0, chaos_delay=1.0)
-    assert contract.ALERT_HIGH_LATENCY in alerts_by_name(prom)
+    assert alerts.ALERT_HIGH_LATENCY in alerts_by_name(prom)
     # The prediction-shift alert compares with 24h earlier, which a fresh Prometheus does not have.
-    assert contract.ALERT_PREDICTION_SHIFT not in alerts_by_name(prom)
+    assert alerts.ALERT_PREDICTION_SHIFT not in alerts_by_name(prom)

@@ -1,0 +1,1 @@
+"""The traffic and drift simulator: a client of the model server, not part of its image."""
