@@ -32,6 +32,19 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from dashboards.alerts import (
+    ALERT_FEATURE_DRIFT,
+    ALERT_HIGH_ERROR_RATE,
+    ALERT_HIGH_LATENCY,
+    ALERT_PREDICTION_SHIFT,
+)
+from dashboards.settings import (
+    DEFAULT_SETTINGS,
+    FEATURE_DRIFT_WINDOW_SECONDS,
+    PREDICTION_SHIFT_WINDOW_SECONDS,
+    AlertSettings,
+    promql_duration,
+)
 from server.contract import (
     CHAOS_DELAY_HEADER,
     CHAOS_MAX_DELAY_SECONDS,
@@ -422,26 +435,62 @@ class Phase:
 # A demo runs for hours: fewer, coarser progress lines.
 SCENARIO_PROGRESS_INTERVAL = 30.0
 
-# Each phase lasts for its alert's window plus its `for:` (AlertSettings defaults) with some margin.
-# The drift phase starts with ~22 min of undrifted traffic in the 1h PSI window; shifting one feature
-# by its whole P10..P90 spread takes its PSI over 0.25 after ~8 min, then `for: 30m` follows.
-DEMO_PHASES: tuple[Phase, ...] = (
-    Phase("normal", 120, "baseline: every panel has data, no alert fires"),
-    Phase("errors", 600, "5xx share > 5% over 5m, for 5m: ModelHighErrorRate fires after ~6 min"),
-    Phase("latency", 600, "p95 of /predict > 0.5s over 5m, for 5m: ModelHighLatency fires after ~6 min"),
-    Phase(
-        "feature-drift",
-        2700,
-        "PSI of one feature > 0.25 (1h window), for 30m: FeatureDrift fires after ~40 min",
-    ),
-    Phase(
-        "prediction-shift",
-        3600,
-        "1h median vs 24h earlier moves > 0.15, for 30m: PredictionDistributionShift fires only when "
-        "the stack already holds traffic from 24h ago",
-    ),
-    Phase("normal", 300, "recovery: error and latency alerts resolve; PSI and the median recover within 1h"),
-)
+
+def demo_phases(settings: AlertSettings = DEFAULT_SETTINGS) -> tuple[Phase, ...]:
+    """The demo sequence: each alerting phase lasts its alert's window plus its `for:` with some margin,
+    and says what to watch in the thresholds and windows the alerts actually use."""
+    s = settings
+    rate_window = promql_duration(s.rate_window_seconds)
+    drift_window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
+    shift_window = promql_duration(PREDICTION_SHIFT_WINDOW_SECONDS)
+
+    def fires_after(lead_seconds: int, for_seconds: int) -> str:
+        return f"~{round((lead_seconds + for_seconds) / 60)} min"
+
+    # The 5xx share and the P95 cross their thresholds about a minute into the phase (half the requests
+    # are affected, the rate window fills quickly); the drift phase starts with the 1h PSI window full of
+    # undrifted traffic, and shifting one feature by its whole P10..P90 spread takes its PSI over the
+    # default threshold after ~8 min.
+    errors_for, latency_for = s.error_rate_for_seconds, s.latency_for_seconds
+    return (
+        Phase("normal", 120, "baseline: every panel has data, no alert fires"),
+        Phase(
+            "errors",
+            s.rate_window_seconds + errors_for,
+            f"5xx share > {s.error_rate_threshold:.0%} over {rate_window}, "
+            f"for {promql_duration(errors_for)}: "
+            f"{ALERT_HIGH_ERROR_RATE} fires after {fires_after(60, errors_for)}",
+        ),
+        Phase(
+            "latency",
+            s.rate_window_seconds + latency_for,
+            f"p95 of {PREDICT_HANDLER} > {s.latency_p95_seconds:g}s over {rate_window}, "
+            f"for {promql_duration(latency_for)}: "
+            f"{ALERT_HIGH_LATENCY} fires after {fires_after(60, latency_for)}",
+        ),
+        Phase(
+            "feature-drift",
+            s.feature_drift_for_seconds + 900,
+            f"PSI of one feature > {s.feature_drift_psi_threshold:g} ({drift_window} window), for "
+            f"{promql_duration(s.feature_drift_for_seconds)}: {ALERT_FEATURE_DRIFT} fires after "
+            f"{fires_after(480, s.feature_drift_for_seconds)}",
+        ),
+        Phase(
+            "prediction-shift",
+            PREDICTION_SHIFT_WINDOW_SECONDS,
+            f"{shift_window} median vs 24h earlier moves > {s.prediction_shift_threshold:g}, for "
+            f"{promql_duration(s.prediction_shift_for_seconds)}: {ALERT_PREDICTION_SHIFT} fires only when "
+            "the stack already holds traffic from 24h ago",
+        ),
+        Phase(
+            "normal",
+            300,
+            f"recovery: error and latency alerts resolve; PSI and the median recover within {drift_window}",
+        ),
+    )
+
+
+DEMO_PHASES = demo_phases()
 
 
 async def run_scenario(

@@ -27,11 +27,13 @@ from dashboards.alerts import prometheus_rule_files
 from dashboards.settings import AlertSettings
 from loadgen.simulator import (
     BATCH,
+    DEMO_PHASES,
     INVALID,
     SINGLE,
     LoadConfig,
     LoadgenError,
     Phase,
+    demo_phases,
     main,
     run,
     run_scenario,
@@ -341,6 +343,19 @@ def test_cli_reports_progress_and_stops_by_itself(chaos_server: RunningServer) -
     assert all("errors" in line and "/s)" in line and "status" in line for line in progress)
     assert lines[-1].startswith("done errors:"), lines
     assert all(f"{code}:" in lines[-1] for code in (200, 422, 500)), lines
+
+
+def test_demo_phase_texts_follow_the_alert_settings() -> None:
+    custom = AlertSettings(
+        error_rate_threshold=0.1, error_rate_for_seconds=600, feature_drift_psi_threshold=0.4
+    )
+    by_mode = {phase.mode: phase for phase in demo_phases(custom)}
+    assert by_mode["errors"].watch == (
+        "5xx share > 10% over 5m, for 10m: ModelHighErrorRate fires after ~11 min"
+    )
+    assert by_mode["errors"].seconds == 900
+    assert "PSI of one feature > 0.4 (1h window), for 30m" in by_mode["feature-drift"].watch
+    assert demo_phases() == DEMO_PHASES
 
 
 def test_demo_scenario_runs_its_phases_and_skips_chaos_when_off(plain_server: RunningServer) -> None:
