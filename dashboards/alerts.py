@@ -131,7 +131,7 @@ def alert_definitions(settings: AlertSettings) -> list[Alert]:
             severity=Severity.WARNING,
             summary=f"P95 latency of {contract.PREDICT_HANDLER} is high",
             description=(
-                f"P95 latency of POST {contract.PREDICT_HANDLER} is {{value}} over the last {rate_window} "
+                f"P95 latency of {contract.PREDICT_HANDLER} is {{value}} over the last {rate_window} "
                 f"(threshold {settings.latency_p95_seconds}s)."
             ),
             value_format="humanizeDuration",

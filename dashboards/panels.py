@@ -169,7 +169,7 @@ def throughput_panel(datasource_uid: str) -> timeseries.Panel:
         _timeseries(
             datasource_uid,
             "Throughput",
-            f"POST {contract.PREDICT_HANDLER} requests per second (a batch counts once) and predictions "
+            f"{contract.PREDICT_HANDLER} requests per second (a batch counts once) and predictions "
             "per second (every batch item counts).",
             units.OpsPerSecond,
         )
@@ -202,7 +202,7 @@ def latency_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Pa
     panel = _timeseries(
         datasource_uid,
         f"Latency {contract.PREDICT_HANDLER}",
-        f"P50/P95/P99 latency of POST {contract.PREDICT_HANDLER} across replicas; the dashed line is the "
+        f"P50/P95/P99 latency of {contract.PREDICT_HANDLER} across replicas; the dashed line is the "
         f"{alerts.ALERT_HIGH_LATENCY} threshold on P95.",
         units.Seconds,
     ).span(24)

@@ -44,7 +44,7 @@ def request_rate_by_status(window: str = RATE_INTERVAL) -> str:
 
 
 def predict_request_rate(window: str = RATE_INTERVAL) -> str:
-    """POST /predict requests per second (a batch counts once), all replicas together."""
+    """/predict requests per second (a batch counts once), all replicas together."""
     return f"sum(rate({contract.REQUESTS_TOTAL}{{{_PREDICT}}}[{window}]))"
 
 
@@ -74,7 +74,7 @@ def client_error_ratio(window: str = RATE_INTERVAL) -> str:
 
 
 def predict_latency_quantile(quantile: float, window: str = RATE_INTERVAL) -> str:
-    """Latency quantile (seconds) of POST /predict across all replicas."""
+    """Latency quantile (seconds) of /predict (any method) across all replicas."""
     buckets = f"sum by (le) (rate({contract.REQUEST_DURATION}_bucket{{{_PREDICT}}}[{window}]))"
     return f"histogram_quantile({quantile}, {buckets})"
 

@@ -31,7 +31,7 @@ class AlertSettings:
 
     # Share of 5xx responses among all model API requests, 0 < x < 1.
     error_rate_threshold: float = 0.05
-    # P95 latency of POST /predict in seconds, > 0.
+    # P95 latency of /predict in seconds, > 0.
     latency_p95_seconds: float = 0.5
     # Absolute change of the median prediction vs 24h earlier, 0 < x < 1.
     prediction_shift_threshold: float = 0.15

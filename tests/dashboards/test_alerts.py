@@ -167,8 +167,9 @@ def test_thresholds_for_and_labels_match_the_definition(rules: list[dict], prome
 def test_fresh_deploy_stays_quiet(rules: list[dict]) -> None:
     """No data (no traffic yet, no 24h history) is not an alert; a query error keeps the last state."""
     for rule in rules:
+        # What README's "Grafana alert rules" section promises.
         assert rule["no_data_state"] == "OK"
-        assert rule["exec_err_state"] in {"OK", "KeepLast"}
+        assert rule["exec_err_state"] == "KeepLast"
     shift = next(r for r in rules if r["name"] == alerts.ALERT_PREDICTION_SHIFT)
     assert "offset" in json.loads(shift["datas"][0]["model"])["expr"]
     assert "absent_over_time" in json.loads(shift["datas"][0]["model"])["expr"]

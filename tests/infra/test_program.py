@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -346,16 +347,31 @@ def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
         assert uploads[f"/etc/prometheus/rules/{name}"] == text
     default = run_program()
     assert program.one(DASHBOARD).inputs["configJson"] != default.one(DASHBOARD).inputs["configJson"]
-    rules = json.dumps([g.inputs["rules"] for g in program.of_type(RULE_GROUP)])
-    assert "0.2" in rules
-    assert "1.5" in rules
+    # The threshold node's parameter of each Grafana rule, and the comparison in each Prometheus rule.
+    grafana_thresholds = {
+        rule["name"]: model["conditions"][0]["evaluator"]["params"]
+        for group in program.of_type(RULE_GROUP)
+        for rule in group.inputs["rules"]
+        for model in [json.loads(d["model"]) for d in rule["datas"]]
+        if model.get("type") == "threshold"
+    }
+    assert grafana_thresholds[alerts.ALERT_HIGH_ERROR_RATE] == [0.2]
+    assert grafana_thresholds[alerts.ALERT_HIGH_LATENCY] == [1.5]
+    assert grafana_thresholds[alerts.ALERT_FEATURE_DRIFT] == [0.25]  # untouched keys keep their default
+    prometheus_exprs = {
+        rule["alert"]: rule["expr"]
+        for group in yaml.safe_load(uploads["/etc/prometheus/rules/alert-rules.yml"])["groups"]
+        for rule in group["rules"]
+    }
+    assert prometheus_exprs[alerts.ALERT_HIGH_ERROR_RATE].endswith(" > 0.2")
+    assert prometheus_exprs[alerts.ALERT_HIGH_LATENCY].endswith(" > 1.5")
 
 
 @pytest.mark.parametrize(
-    ("engine", "grafana_rules", "prometheus_alerts"),
+    ("engine", "grafana_rules", "prometheus_rules"),
     [("grafana", True, False), ("prometheus", False, True), ("both", True, True)],
 )
-def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheus_alerts):
+def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheus_rules):
     program = run_program({"alertEngine": engine})
     assert bool(program.of_type(RULE_GROUP)) is grafana_rules
     config = _prometheus_config(program)
@@ -365,7 +381,7 @@ def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheu
     rules = [rule for f in rule_files for g in yaml.safe_load(uploads[f])["groups"] for rule in g["rules"]]
     # Recording rules always: Grafana's drift panels and rules read them.
     assert queries.FEATURE_DRIFT_PSI in {r.get("record") for r in rules}
-    assert any("alert" in r for r in rules) is prometheus_alerts
+    assert any("alert" in r for r in rules) is prometheus_rules
 
 
 def test_webhook_resources_only_when_a_webhook_url_is_configured(program):
@@ -453,6 +469,34 @@ def test_two_runs_declare_identical_resources(program):
     again = run_program()
     assert _declared(again) == _declared(program)
     assert again.outputs == program.outputs
+
+
+_DECLARE = """
+import json
+from tests.infra.test_program import _declared
+from tests.support.pulumi_mocks import run_program
+program = run_program()
+print(json.dumps({"resources": _declared(program), "outputs": program.outputs}, sort_keys=True, default=str))
+"""
+
+
+def test_declared_inputs_do_not_depend_on_the_hash_seed():
+    """Set or dict ordering that leaks into an input would churn every preview; it shows only across
+    interpreters with different string hashing."""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _DECLARE],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert json.loads(runs[0])["resources"], "expected declared resources"
+    assert runs[0] == runs[1]
 
 
 def test_program_runs_like_the_language_host_runs_it(monkeypatch):

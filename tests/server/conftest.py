@@ -6,7 +6,6 @@ The metrics are per process, so tests compare values before and after, never abs
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,7 +13,6 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.settings import ServerSettings
 
-REPO = Path(__file__).resolve().parents[2]
 VALID = {"features": [0.5, 0.3, 0.7]}
 
 

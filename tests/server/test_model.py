@@ -7,8 +7,7 @@ import pytest
 
 from server.model import LogisticRegression, Model, ModelLoadError, load_model
 from server.settings import DEFAULT_MODEL_PATH
-
-from .conftest import REPO
+from tests.support import PROJECT_ROOT
 
 
 def test_packaged_artifact_loads_and_satisfies_the_protocol():
@@ -41,7 +40,7 @@ def test_products_that_overflow_a_float_still_give_a_probability():
 
 def test_training_reproduces_the_shipped_artifact(tmp_path):
     out = tmp_path / "model.json"
-    subprocess.run([sys.executable, "server/model/train.py", "--out", str(out)], cwd=REPO, check=True)
+    subprocess.run([sys.executable, "server/model/train.py", "--out", str(out)], cwd=PROJECT_ROOT, check=True)
     assert out.read_text() == DEFAULT_MODEL_PATH.read_text()
     # The fit recovers the generating process (weights 4, -3, 2; bias -1.8) reasonably well.
     model = load_model(out)
