@@ -58,8 +58,7 @@ def prometheus(model_server: RunningServer) -> Iterator[RunningPrometheus]:
     with running_prometheus(
         prometheus_rule_files(DEFAULT_SETTINGS),
         [model_server.target],
-        contract.JOB_NAME,
-        scrape_interval_s=SCRAPE_INTERVAL_S,
+        scrape_interval=f"{SCRAPE_INTERVAL_S:g}s",
     ) as running:
         yield running
 

@@ -21,6 +21,7 @@ from dashboards.alerts import Alert, alert_definitions
 from dashboards.export import export
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
 from server import contract
+from tests.support.psi import reference_psi
 
 JOB = {"job": contract.JOB_NAME}
 INSTANCE = "10.0.0.7:8000"
@@ -363,14 +364,6 @@ def test_feature_drift(promtool: str, rules: list[Path], tmp_path: Path) -> None
             },
         ],
     )
-
-
-def reference_psi(counts: Sequence[float]) -> float:
-    """PSI as the contract defines it, computed independently in Python."""
-    total = sum(counts)
-    ref = 1 / len(counts)
-    shares = [max(c / total, queries.PSI_SHARE_FLOOR) for c in counts]
-    return sum((s - ref) * math.log(s / ref) for s in shares)
 
 
 def close_to(expr: str, value: float, labels: str = "{}") -> dict:

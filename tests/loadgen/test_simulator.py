@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import math
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from tests.support.prometheus import (
     rule_groups,
     running_prometheus,
 )
+from tests.support.psi import reference_psi
 from tests.support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.live
@@ -108,14 +108,10 @@ def psi_by_feature(d: Samples) -> dict[str, float]:
     counts: dict[str, dict[str, float]] = defaultdict(dict)
     for labels, v in select(d, f"{contract.FEATURE_BIN_TOTAL}"):
         counts[labels["feature"]][labels["bin"]] = v
-    reference = 1 / len(contract.FEATURE_BINS)
-    out = {}
-    for feature, bins in counts.items():
-        total = sum(bins.values())
-        assert total > 0, f"no observations for {feature}"
-        shares = [max(bins.get(b, 0.0) / total, queries.PSI_SHARE_FLOOR) for b in contract.FEATURE_BINS]
-        out[feature] = sum((s - reference) * math.log(s / reference) for s in shares)
-    return out
+    return {
+        feature: reference_psi([bins.get(b, 0.0) for b in contract.FEATURE_BINS])
+        for feature, bins in counts.items()
+    }
 
 
 def histogram_quantile(q: float, d: Samples, name: str, **labels: str) -> float:
@@ -382,7 +378,7 @@ def monitored_server(tmp_path: Path) -> Iterator[tuple[RunningServer, RunningPro
     Prometheus scraping it every second with the rule files the stack deploys."""
     with (
         running_server(tmp_path, env=CHAOS) as server,
-        running_prometheus(prometheus_rule_files(THRESHOLDS), [server.target], contract.JOB_NAME) as prom,
+        running_prometheus(prometheus_rule_files(THRESHOLDS), [server.target]) as prom,
     ):
         # A scrape before any traffic, so increase() sees the counters' start at 0.
         wait_for(lambda: finite_values(prom.query("up")) == [1.0], timeout=30, what="a first scrape")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import yaml
 
+from infra.prometheus import RULES_DIR, scrape_config
 from tests.support.net import ProbeError, free_port, wait_for
 from tests.support.tools import require_binary
 
@@ -139,37 +139,25 @@ class RunningPrometheus:
         return self.log_path.read_text(errors="replace")
 
 
-def prometheus_config(
-    scrape_targets: Sequence[str], job_name: str, scrape_interval_s: float, rule_globs: Sequence[str]
-) -> dict:
-    interval = _duration(scrape_interval_s)
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
-        "rule_files": list(rule_globs),
-        "scrape_configs": [{"job_name": job_name, "static_configs": [{"targets": list(scrape_targets)}]}],
-    }
-
-
 @contextmanager
 def running_prometheus(
     rule_files: Mapping[str, str],
     scrape_targets: Sequence[str],
-    job_name: str,
-    scrape_interval_s: float = 1.0,
+    scrape_interval: str = "1s",
     startup_timeout: float = 60.0,
     binary: str = "prometheus",
 ) -> Iterator[RunningPrometheus]:
-    """Run the `prometheus` binary on a free 127.0.0.1 port with `rule_files` (name -> YAML) loaded and
-    `scrape_targets` ("host:port") scraped as `job_name`; yields once /-/ready answers; always stops it."""
+    """Run the `prometheus` binary on a free 127.0.0.1 port with the scrape config the stack generates
+    (infra.prometheus.scrape_config: `scrape_targets` "host:port" as the model-server job) and `rule_files`
+    (name -> YAML) beside it; yields once /-/ready answers; always stops it."""
     with tempfile.TemporaryDirectory(prefix="prometheus-test-") as tmp:
         directory = Path(tmp)
-        rules_dir = directory / "rules"
+        rules_dir = directory / RULES_DIR
         rules_dir.mkdir()
         for name, text in rule_files.items():
             (rules_dir / name).write_text(text)
-        config = prometheus_config(scrape_targets, job_name, scrape_interval_s, [str(rules_dir / "*.yml")])
         config_path = directory / "prometheus.yml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        config_path.write_text(scrape_config(scrape_targets, scrape_interval, list(rule_files)))
         with prometheus_with_config(config_path, startup_timeout=startup_timeout, binary=binary) as running:
             yield running
 
