@@ -25,6 +25,11 @@ lint: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(PY) -m pytest
 
+# The fast suite while you work: no live servers, no Docker engine (`make test` stays the whole check).
+.PHONY: unit
+unit: $(STAMP)
+	$(PY) -m pytest -m "not live and not e2e" --ignore=tests/e2e
+
 # The stack the Pulumi program declares (run under mocks), realized on a real Docker engine: dockerd is
 # started in the background when none answers, and the base images are built once from Debian packages
 # (scripts/e2e-images.sh, cached by tag). Also part of `make test`.

@@ -25,8 +25,10 @@ PREDICTION_MEDIAN = "model:prediction_median:1h"
 PSI_SHARE_FLOOR = 1e-4
 
 _JOB = f'job="{contract.JOB_NAME}"'
-# Prometheus' own scrapes of /metrics are not model API traffic (if the server counts them at all).
-_API = f'{_JOB},handler!="{contract.METRICS_PATH}"'
+# Model API traffic: every route but Prometheus' scrapes and the health probes (Docker, a load balancer),
+# which would otherwise dilute the error share at low traffic.
+_NOT_API = "|".join((contract.METRICS_PATH, contract.HEALTH_PATH, contract.READY_PATH))
+_API = f'{_JOB},handler!~"{_NOT_API}"'
 _PREDICT = f'{_JOB},handler="{contract.PREDICT_HANDLER}"'
 _REFERENCE_SHARE = 1 / len(contract.FEATURE_BINS)
 

@@ -79,7 +79,7 @@ def requests(
     status: str, phases: Sequence[tuple[int, float]], handler: str = contract.PREDICT_HANDLER
 ) -> dict:
     labels = {**PREDICT, "handler": handler, "status": status}
-    if handler == contract.METRICS_PATH:
+    if handler != contract.PREDICT_HANDLER:
         labels["method"] = "GET"
     return {"series": selector(contract.REQUESTS_TOTAL, labels), "values": counter(*phases)}
 
@@ -211,8 +211,12 @@ def test_server_down(promtool: str, rules: list[Path], tmp_path: Path) -> None:
 def test_high_error_rate(promtool: str, rules: list[Path], tmp_path: Path) -> None:
     name = alerts.ALERT_HIGH_ERROR_RATE
     minutes = 30
-    # Prometheus' own scrapes: if they were counted, the 5xx share below would be exactly 5% (no alert).
-    scrapes = requests("200", [(minutes, 600)], handler=contract.METRICS_PATH)
+    # Prometheus' scrapes and the health probes: if they were counted, the 5xx share below would be
+    # exactly 5% (no alert).
+    scrapes = [
+        requests("200", [(minutes, 200)], handler=path)
+        for path in (contract.METRICS_PATH, contract.HEALTH_PATH, contract.READY_PATH)
+    ]
     run_unit_tests(
         promtool,
         rules,
@@ -222,7 +226,7 @@ def test_high_error_rate(promtool: str, rules: list[Path], tmp_path: Path) -> No
                 "input_series": [
                     requests("200", [(minutes, 540)]),
                     requests("500", [(minutes, 60)]),
-                    scrapes,
+                    *scrapes,
                 ],
                 "alert_rule_test": [
                     *silent(name, 4),  # pending: the condition has not held for 5m yet
@@ -230,7 +234,7 @@ def test_high_error_rate(promtool: str, rules: list[Path], tmp_path: Path) -> No
                 ],
             },
             {  # steady healthy traffic: no 5xx series exists at all
-                "input_series": [requests("200", [(minutes, 600)]), scrapes],
+                "input_series": [requests("200", [(minutes, 600)]), *scrapes],
                 "alert_rule_test": silent(name, 5, 15, 29),
             },
             {  # a burst of 4xx (bad client input) is the client's fault
