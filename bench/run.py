@@ -191,7 +191,7 @@ def render_in_process(samples: int = 2000) -> float:
             client.post("/predict", json={"features": [i]})  # 422
         client.get("/nope")
         client.get("/health")
-        registry = client.app.state.registry
+        registry = client.app.state.server.registry
         times = []
         for _ in range(samples):
             start = default_timer()

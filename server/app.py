@@ -8,12 +8,13 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from server import contract, metrics
@@ -140,23 +141,33 @@ async def _chaos(headers: Mapping[str, str]) -> JSONResponse | None:
     return None
 
 
+@dataclass(slots=True)
+class ServerState:
+    """Everything one app holds, in one place (``app.state.server``); slots: the request path reads it."""
+
+    settings: ServerSettings
+    model: Model
+    registry: CollectorRegistry
+    recorder: metrics.PredictionRecorder | None = None  # set at start-up
+    ready: bool = False
+
+
 def create_app(settings: ServerSettings | None = None, model: Model | None = None) -> FastAPI:
     """Build the app. The model is loaded now (it shapes the request schema); metrics series are
     created in the lifespan start-up, after which /ready answers 200."""
     settings = settings or ServerSettings.from_env()
     model = model or load_model(settings.model_path)
-    registry = metrics.build_registry()
-    state: dict[str, Any] = {"ready": False}
+    state = ServerState(settings, model, metrics.build_registry())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         metrics.mark_dead_workers()
-        state["recorder"] = metrics.PredictionRecorder(model)
-        state["ready"] = True
+        state.recorder = metrics.PredictionRecorder(model)
+        state.ready = True
         try:
             yield
         finally:
-            state["ready"] = False
+            state.ready = False
             metrics.mark_worker_exit()
 
     app = FastAPI(
@@ -165,9 +176,7 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
         description=f"Serves {model.name} {model.version} and exports Prometheus metrics at /metrics.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.model = model
-    app.state.registry = registry
+    app.state.server = state
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)  # outermost: sees every response, 413s included
@@ -180,7 +189,7 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
         single = hasattr(body, "features")
         rows = [body.features] if single else body.instances
         predictions = model.predict(rows)
-        state["recorder"].record(rows, predictions)
+        state.recorder.record(rows, predictions)  # type: ignore[union-attr]
         if single:
             return {"prediction": predictions[0], "model_version": version}
         return {"predictions": predictions, "model_version": version}
@@ -212,13 +221,13 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
     @app.get(contract.READY_PATH, responses={503: {"description": "Still starting up"}})
     async def ready() -> JSONResponse:
         """The model is loaded and its metrics series exist."""
-        if not state["ready"]:
+        if not state.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "model": model.name, "version": version})
 
     @app.get(contract.METRICS_PATH, response_class=Response)
     async def prometheus_metrics() -> Response:
         """Prometheus text exposition (summed over workers in multiprocess mode)."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -18,7 +18,7 @@ VALID = {"features": [0.5, 0.3, 0.7]}
 
 def value(client: TestClient, name: str, **labels: str) -> float:
     """A sample from the app's own registry (0 when the series does not exist yet)."""
-    return client.app.state.registry.get_sample_value(name, labels) or 0.0
+    return client.app.state.server.registry.get_sample_value(name, labels) or 0.0
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_predict_single_and_batch(client):
     body = single.json()
     assert set(body) == {"prediction", "model_version"}
     assert 0.0 <= body["prediction"] <= 1.0
-    assert body["model_version"] == client.app.state.model.version
+    assert body["model_version"] == client.app.state.server.model.version
 
     batch = client.post(PREDICT, json={"instances": [VALID["features"], [0.1, 0.9, 0.2]]})
     assert batch.status_code == 200
@@ -41,7 +41,7 @@ def test_predict_single_and_batch(client):
 def test_health_and_ready(client):
     assert client.get("/health").json() == {"status": "ok"}
     ready = client.get("/ready")
-    model = client.app.state.model
+    model = client.app.state.server.model
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "model": model.name, "version": model.version}
 
@@ -83,7 +83,7 @@ def test_every_family_has_the_contract_names_labels_and_buckets(client):
 
     bins = fams[contract.FEATURE_BIN_TOTAL.removesuffix("_total")]
     assert bins.type == "counter"
-    model = client.app.state.model
+    model = client.app.state.server.model
     # Every feature x bin series exists (created at start-up, before any traffic).
     assert {(s.labels["feature"], s.labels["bin"]) for s in bins.samples} == {
         (f, b) for f in model.feature_names for b in contract.FEATURE_BINS
@@ -122,7 +122,7 @@ def test_every_batch_item_is_observed(client):
 
 
 def test_feature_values_land_in_their_reference_bins(client):
-    model = client.app.state.model
+    model = client.app.state.server.model
     cuts = model.reference_deciles
     # Exactly on a cut point -> the bin below; just above the last cut -> bin 9; far below -> bin 0.
     row = [cuts[0][3], cuts[1][-1] + 1e-3, -100.0]
@@ -200,7 +200,7 @@ def test_reasons_say_what_is_wrong(client):
 
 @pytest.mark.parametrize("chunked", [False, True])
 def test_oversized_body_gets_413_and_is_counted_under_the_route(client, chunked):
-    limit = client.app.state.settings.max_body_bytes
+    limit = client.app.state.server.settings.max_body_bytes
     body = json.dumps({"features": [0.5] * (limit // 4)}).encode()
     assert len(body) > limit
     before = requests(client, 413)

@@ -100,7 +100,9 @@ def test_a_custom_model_plugs_in():
         }
         assert client.post("/predict", json={"features": [1, 2, 3]}).status_code == 422
         assert (
-            client.app.state.registry.get_sample_value("model_info", {"model": "constant", "version": "7"})
+            client.app.state.server.registry.get_sample_value(
+                "model_info", {"model": "constant", "version": "7"}
+            )
             == 1
         )
 

@@ -33,13 +33,13 @@ def test_generated_requests_never_get_5xx(case):
 
 
 def sample(client: TestClient, labels: dict[str, str]) -> float:
-    return client.app.state.registry.get_sample_value(contract.REQUESTS_TOTAL, labels) or 0.0
+    return client.app.state.server.registry.get_sample_value(contract.REQUESTS_TOTAL, labels) or 0.0
 
 
 def series_count(client: TestClient) -> int:
     return sum(
         len(metric.samples)
-        for metric in client.app.state.registry.collect()
+        for metric in client.app.state.server.registry.collect()
         if metric.name.startswith("model_")
     )
 
