@@ -22,12 +22,24 @@ NAMESPACE = "model-monitoring"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 ALERT_ENGINES = ("grafana", "prometheus", "both")
+DOCKER, KUBERNETES = "docker", "kubernetes"
+TARGETS = (DOCKER, KUBERNETES)
 
 # Prometheus duration syntax (units in descending order, each at most once).
 _DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 _DURATION_UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 # An image reference: no whitespace, not an option, [registry/]repo[:tag][@digest].
 _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*(?::[\w][\w.\-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+
+# Where images are pushed: host[:port][/path...], no tag or digest (the program names the repository).
+_REGISTRY = re.compile(r"^[a-z0-9][a-z0-9.\-]*(?::\d{1,5})?(?:/[a-z0-9]+(?:[._\-][a-z0-9]+)*)*$")
+# A DNS-1123 label (namespace and Helm release names).
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9\-]*[a-z0-9])?$")
+# Kubernetes resource quantities for CPU ("250m", "1", "0.5") and memory ("256Mi", "1Gi", "512M").
+_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+_MEMORY = re.compile(r"^(\d+)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+_MEMORY_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_MEMORY_UNITS |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
 class ConfigError(pulumi.RunError):
@@ -115,6 +127,62 @@ def _pem_file(text: str) -> str:
     return pem
 
 
+def _url(text: str) -> str:
+    """Empty, or an http(s):// URL with a host."""
+    return _webhook_url(text)
+
+
+def _registry(text: str) -> str:
+    if text and not _REGISTRY.match(text):
+        raise ValueError(text)
+    return text
+
+
+def _dns_label(max_length: int) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if len(text) > max_length or not _DNS_LABEL.match(text):
+            raise ValueError(text)
+        return text
+
+    return parse
+
+
+def _optional_name(text: str) -> str:
+    if text != text.strip():
+        raise ValueError(text)
+    return text
+
+
+def _non_empty(text: str) -> str:
+    if not text.strip():
+        raise ValueError(text)
+    return text
+
+
+def cpu_millicores(text: str) -> float:
+    """A CPU quantity in millicores ("250m" -> 250, "1.5" -> 1500); ValueError if malformed or zero."""
+    match = _CPU.match(text)
+    if not match or float(match.group(1)) == 0:
+        raise ValueError(text)
+    return float(match.group(1)) * (1 if match.group(2) else 1000)
+
+
+def memory_bytes(text: str) -> int:
+    """A memory quantity in bytes ("256Mi" -> 268435456); ValueError if malformed or zero."""
+    match = _MEMORY.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(text)
+    return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
+
+
+def _quantity(measure: Callable[[str], float]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        measure(text)
+        return text
+
+    return parse
+
+
 def _user(text: str) -> str:
     if not text or ":" in text or text != text.strip():
         raise ValueError(text)
@@ -127,6 +195,11 @@ def _password(text: str) -> str:
     return text
 
 
+BOTH = frozenset(TARGETS)
+DOCKER_ONLY = frozenset({DOCKER})
+KUBERNETES_ONLY = frozenset({KUBERNETES})
+
+
 @dataclass(frozen=True)
 class _Key:
     name: str  # the config key (without namespace)
@@ -136,6 +209,7 @@ class _Key:
     allowed: str
     secret: bool = False
     alert_setting: bool = False  # an AlertSettings field (AlertSettings validates its range)
+    targets: frozenset[str] = BOTH  # the targets the key means something on
 
 
 def _threshold(name: str, field_name: str, allowed: str) -> _Key:
@@ -145,6 +219,7 @@ def _threshold(name: str, field_name: str, allowed: str) -> _Key:
 
 # Every key, the field it sets, its default (as the string Pulumi stores) and its allowed values.
 KEYS: tuple[_Key, ...] = (
+    _Key("target", "target", DOCKER, _choice(*TARGETS), " | ".join(TARGETS) + " (where the stack runs)"),
     _Key(
         "modelServerBaseImage",
         "model_server_base_image",
@@ -152,13 +227,20 @@ KEYS: tuple[_Key, ...] = (
         _image,
         "an image reference with Python >= 3.11",
     ),
-    _Key("modelServerReplicas", "model_server_replicas", "2", _integer(1, 16), "an integer from 1 to 16"),
+    _Key(
+        "modelServerReplicas",
+        "model_server_replicas",
+        "2",
+        _integer(1, 16),
+        "an integer from 1 to 16 (kubernetes: the Deployment's replicas and the autoscaler's minimum)",
+    ),
     _Key(
         "modelServerHostPort",
         "model_server_host_port",
         "8000",
         _integer(1, 65535),
         "a port 1-65535 (replica i publishes port + i)",
+        targets=DOCKER_ONLY,
     ),
     _Key(
         "modelServerWorkers",
@@ -182,8 +264,16 @@ KEYS: tuple[_Key, ...] = (
         "prom/prometheus:v2.53.4",
         _image,
         "an image reference such as prom/prometheus:v2.53.4",
+        targets=DOCKER_ONLY,
     ),
-    _Key("prometheusHostPort", "prometheus_host_port", "9090", _integer(1, 65535), "a port 1-65535"),
+    _Key(
+        "prometheusHostPort",
+        "prometheus_host_port",
+        "9090",
+        _integer(1, 65535),
+        "a port 1-65535",
+        targets=DOCKER_ONLY,
+    ),
     _Key(
         "scrapeInterval",
         "scrape_interval",
@@ -204,14 +294,23 @@ KEYS: tuple[_Key, ...] = (
         "grafana/grafana:11.6.0",
         _image,
         "an image reference such as grafana/grafana:11.6.0",
+        targets=DOCKER_ONLY,
     ),
-    _Key("grafanaHostPort", "grafana_host_port", "3000", _integer(1, 65535), "a port 1-65535"),
+    _Key(
+        "grafanaHostPort",
+        "grafana_host_port",
+        "3000",
+        _integer(1, 65535),
+        "a port 1-65535",
+        targets=DOCKER_ONLY,
+    ),
     _Key(
         "grafanaAdminUser",
         "grafana_admin_user",
         "admin",
         _user,
         "a non-empty user name without ':' or surrounding spaces",
+        targets=DOCKER_ONLY,
     ),
     _Key(
         "grafanaAdminPassword",
@@ -221,6 +320,7 @@ KEYS: tuple[_Key, ...] = (
         "unset (a random password is generated) or a secret of at least 8 characters other than 'admin', "
         "set with `pulumi config set --secret grafanaAdminPassword ...`",
         secret=True,
+        targets=DOCKER_ONLY,
     ),
     _Key(
         "bindAddress",
@@ -228,6 +328,7 @@ KEYS: tuple[_Key, ...] = (
         "127.0.0.1",
         _ip_address,
         "an IP address of this host, e.g. 127.0.0.1 or 0.0.0.0",
+        targets=DOCKER_ONLY,
     ),
     _Key("alertEngine", "alert_engine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
     _Key("webhookUrl", "webhook_url", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
@@ -235,6 +336,186 @@ KEYS: tuple[_Key, ...] = (
     _threshold("latencyP95Seconds", "latency_p95_seconds", "seconds, x > 0"),
     _threshold("predictionShiftThreshold", "prediction_shift_threshold", "0 < x < 1"),
     _threshold("featureDriftPsiThreshold", "feature_drift_psi_threshold", "a PSI value, x > 0"),
+    # Long-term storage (both targets; on kubernetes only with installPrometheusOperator).
+    _Key(
+        "prometheusRemoteWriteUrl",
+        "prometheus_remote_write_url",
+        "",
+        _url,
+        "empty (no remote_write) or the http(s):// push URL of Mimir, Thanos Receive, Cortex or another "
+        "Prometheus remote-write receiver",
+    ),
+    _Key(
+        "prometheusRemoteWriteUsername",
+        "prometheus_remote_write_username",
+        "",
+        _optional_name,
+        "empty, or the basic-auth user name (with the secret prometheusRemoteWritePassword)",
+    ),
+    _Key(
+        "prometheusRemoteWritePassword",
+        "prometheus_remote_write_password",
+        None,
+        _non_empty,
+        "unset, or a secret: the basic-auth password (with prometheusRemoteWriteUsername), "
+        "set with `pulumi config set --secret prometheusRemoteWritePassword ...`",
+        secret=True,
+    ),
+    _Key(
+        "prometheusRemoteWriteBearerToken",
+        "prometheus_remote_write_bearer_token",
+        None,
+        _non_empty,
+        "unset, or a secret: a bearer token (instead of basic auth), "
+        "set with `pulumi config set --secret prometheusRemoteWriteBearerToken ...`",
+        secret=True,
+    ),
+    # The kubernetes target.
+    _Key(
+        "kubernetesNamespace",
+        "kubernetes_namespace",
+        "model-monitoring",
+        _dns_label(63),
+        "a DNS label (lower-case letters, digits, '-'; at most 63): the namespace the program creates",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "kubeconfig",
+        "kubeconfig",
+        None,
+        _non_empty,
+        "unset (the ambient kubeconfig) or a secret: the kubeconfig's contents or path, "
+        "set with `pulumi config set --secret kubeconfig ...`",
+        secret=True,
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "kubernetesContext",
+        "kubernetes_context",
+        "",
+        _optional_name,
+        "empty (the kubeconfig's current context) or a context name",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "imageRegistry",
+        "image_registry",
+        "",
+        _registry,
+        "the registry (and path) the model-server image is pushed to, e.g. registry.example.com/team; "
+        "required for target kubernetes",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "imageRegistryUsername",
+        "image_registry_username",
+        "",
+        _optional_name,
+        "empty (the registry needs no login) or the user name (with the secret imageRegistryPassword)",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "imageRegistryPassword",
+        "image_registry_password",
+        None,
+        _non_empty,
+        "unset, or a secret: the registry password or token (with imageRegistryUsername), "
+        "set with `pulumi config set --secret imageRegistryPassword ...`",
+        secret=True,
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "prometheusOperatorRelease",
+        "prometheus_operator_release",
+        "kube-prometheus-stack",
+        _dns_label(53),
+        "a Helm release name (DNS label, at most 53 characters): the `release` label the operator selects",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "installPrometheusOperator",
+        "install_prometheus_operator",
+        "false",
+        _boolean,
+        "true (install kube-prometheus-stack into kubernetesNamespace) | false (the cluster has it)",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "grafanaUrl",
+        "grafana_url",
+        "",
+        _url,
+        "empty (dashboards go as ConfigMaps for Grafana's sidecar) or the http(s):// URL of the cluster's "
+        "Grafana as reachable from where `pulumi up` runs (with the secret grafanaAuth)",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "grafanaAuth",
+        "grafana_auth",
+        None,
+        _non_empty,
+        "unset, or a secret: 'user:password' or a service-account token for grafanaUrl, "
+        "set with `pulumi config set --secret grafanaAuth ...`",
+        secret=True,
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "grafanaPrometheusUrl",
+        "grafana_prometheus_url",
+        "",
+        _url,
+        "empty (the operator's Prometheus service, http://<release>-prometheus.<namespace>.svc:9090) or "
+        "the http(s):// URL at which the cluster's Grafana reaches Prometheus",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "modelServerMaxReplicas",
+        "model_server_max_replicas",
+        "6",
+        _integer(1, 64),
+        "an integer from 1 to 64, at least modelServerReplicas (the autoscaler's maximum)",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "modelServerCpuTargetPercent",
+        "model_server_cpu_target_percent",
+        "70",
+        _integer(10, 100),
+        "an integer from 10 to 100: the autoscaler's target CPU use, in percent of the CPU request",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "modelServerCpuRequest",
+        "model_server_cpu_request",
+        "250m",
+        _quantity(cpu_millicores),
+        "a CPU quantity such as 250m or 1, at most modelServerCpuLimit",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "modelServerCpuLimit",
+        "model_server_cpu_limit",
+        "1",
+        _quantity(cpu_millicores),
+        "a CPU quantity such as 500m or 2",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "modelServerMemoryRequest",
+        "model_server_memory_request",
+        "256Mi",
+        _quantity(memory_bytes),
+        "a memory quantity such as 256Mi or 1Gi, at most modelServerMemoryLimit",
+        targets=KUBERNETES_ONLY,
+    ),
+    _Key(
+        "modelServerMemoryLimit",
+        "model_server_memory_limit",
+        "512Mi",
+        _quantity(memory_bytes),
+        "a memory quantity such as 512Mi or 2Gi",
+        targets=KUBERNETES_ONLY,
+    ),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
 
@@ -259,9 +540,31 @@ class StackSettings:
     bind_address: str
     alert_engine: str
     alerts: AlertSettings
+    target: str  # DOCKER | KUBERNETES
+    prometheus_remote_write_url: str  # "" = no remote_write
+    prometheus_remote_write_username: str
+    kubernetes_namespace: str
+    kubernetes_context: str
+    image_registry: str
+    image_registry_username: str
+    prometheus_operator_release: str
+    install_prometheus_operator: bool
+    grafana_url: str  # kubernetes: "" = dashboards as ConfigMaps for Grafana's sidecar
+    grafana_prometheus_url: str
+    model_server_max_replicas: int
+    model_server_cpu_target_percent: int
+    model_server_cpu_request: str
+    model_server_cpu_limit: str
+    model_server_memory_request: str
+    model_server_memory_limit: str
     # Secrets: kept out of repr so they never reach a log.
     grafana_admin_password: str | None = field(default=None, repr=False)
     webhook_url: str = field(default="", repr=False)
+    prometheus_remote_write_password: str | None = field(default=None, repr=False)
+    prometheus_remote_write_bearer_token: str | None = field(default=None, repr=False)
+    kubeconfig: str | None = field(default=None, repr=False)
+    image_registry_password: str | None = field(default=None, repr=False)
+    grafana_auth: str | None = field(default=None, repr=False)
     # The PEM text of the modelServerBuildCaFile file ("" when unset); long, so kept out of repr.
     model_server_build_ca_certs: str = field(default="", repr=False)
 
@@ -330,7 +633,9 @@ def parse_settings(
                 AlertSettings(**{key.field: values[key.name]})
             except ValueError as exc:
                 errors.append(_error(key.name, raw.get(key.name, key.default), f" ({exc})"))
-    errors += _port_conflicts(values)
+    errors += _target_conflicts(raw, values)
+    if values.get("target") == DOCKER:
+        errors += _port_conflicts(values)
 
     if errors:
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(errors))
@@ -338,6 +643,92 @@ def parse_settings(
     alerts = AlertSettings(**{key.field: values[key.name] for key in KEYS if key.alert_setting})
     plain = {key.field: values[key.name] for key in KEYS if not key.alert_setting}
     return StackSettings(name_prefix=name_prefix, alerts=alerts, **plain)
+
+
+def _is_set(raw: Mapping[str, str], values: Mapping[str, Any], name: str) -> bool:
+    """The key is in the config with a value other than its default (a listed default means nothing)."""
+    key = KEYS_BY_NAME[name]
+    if name not in raw or name not in values:
+        return False
+    return key.default is None or values[name] != key.parse(key.default)
+
+
+def _target_conflicts(raw: Mapping[str, str], values: Mapping[str, Any]) -> list[str]:
+    """Keys of the other target, and keys that only mean something together."""
+    target = values.get("target")
+    if target not in TARGETS:
+        return []  # already reported
+    errors = []
+    for key in KEYS:
+        if target not in key.targets and _is_set(raw, values, key.name):
+            (other,) = key.targets
+            errors.append(
+                f"{NAMESPACE}:{key.name} applies only to target {other} (target is {target}); "
+                f"remove it with `pulumi config rm {key.name}` or set target {other}"
+            )
+
+    def requires(name: str, other: str, what: str) -> None:
+        if _is_set(raw, values, name) and not _is_set(raw, values, other):
+            errors.append(f"{NAMESPACE}:{name} needs {NAMESPACE}:{other} ({what})")
+
+    requires("prometheusRemoteWriteUsername", "prometheusRemoteWritePassword", "basic auth takes both")
+    requires("prometheusRemoteWritePassword", "prometheusRemoteWriteUsername", "basic auth takes both")
+    for name in ("prometheusRemoteWriteUsername", "prometheusRemoteWriteBearerToken"):
+        requires(name, "prometheusRemoteWriteUrl", "where to write")
+    if _is_set(raw, values, "prometheusRemoteWriteBearerToken") and _is_set(
+        raw, values, "prometheusRemoteWriteUsername"
+    ):
+        errors.append(
+            f"{NAMESPACE}:prometheusRemoteWriteBearerToken and basic auth (prometheusRemoteWriteUsername) "
+            "exclude each other: set one"
+        )
+
+    if target == KUBERNETES:
+        if not values.get("imageRegistry"):
+            errors.append(
+                f"{NAMESPACE}:imageRegistry is required for target kubernetes (the cluster pulls the "
+                "model-server image from there), "
+                "e.g. `pulumi config set imageRegistry registry.example.com/team`"
+            )
+        requires("imageRegistryUsername", "imageRegistryPassword", "a registry login takes both")
+        requires("imageRegistryPassword", "imageRegistryUsername", "a registry login takes both")
+        requires("grafanaUrl", "grafanaAuth", "the credentials for that Grafana")
+        requires("grafanaAuth", "grafanaUrl", "the Grafana they log in to")
+        if not values.get("installPrometheusOperator"):
+            for name in ("retention", "prometheusRemoteWriteUrl"):
+                if _is_set(raw, values, name):
+                    errors.append(
+                        f"{NAMESPACE}:{name} reaches the operator's Prometheus only when the program "
+                        "installs it: set installPrometheusOperator true, or configure the cluster's own "
+                        "Prometheus resource"
+                    )
+        if not values.get("grafanaUrl"):
+            if values.get("alertEngine") == "grafana":
+                errors.append(
+                    f"{NAMESPACE}:alertEngine = 'grafana' needs grafanaUrl on target kubernetes "
+                    "(without it alerts go only through the PrometheusRule): use prometheus or both"
+                )
+            if _is_set(raw, values, "webhookUrl"):
+                errors.append(
+                    f"{NAMESPACE}:webhookUrl needs grafanaUrl on target kubernetes (Grafana sends the "
+                    "notifications); without it route alerts with the cluster's Alertmanager"
+                )
+        errors += _kubernetes_bounds(values)
+    return errors
+
+
+def _kubernetes_bounds(values: Mapping[str, Any]) -> list[str]:
+    errors = []
+    low, high = values.get("modelServerReplicas"), values.get("modelServerMaxReplicas")
+    if isinstance(low, int) and isinstance(high, int) and high < low:
+        errors.append(_error("modelServerMaxReplicas", str(high), f" (below modelServerReplicas = {low})"))
+    for kind, measure in (("Cpu", cpu_millicores), ("Memory", memory_bytes)):
+        request, limit = values.get(f"modelServer{kind}Request"), values.get(f"modelServer{kind}Limit")
+        if isinstance(request, str) and isinstance(limit, str) and measure(request) > measure(limit):
+            errors.append(
+                _error(f"modelServer{kind}Request", request, f" (above modelServer{kind}Limit = {limit})")
+            )
+    return errors
 
 
 def _port_conflicts(values: Mapping[str, Any]) -> list[str]:

@@ -21,11 +21,11 @@ _GROUP_BY = ["alertname", "grafana_folder"]
 
 @dataclass(frozen=True)
 class GrafanaContentArgs:
-    grafana_url: str  # how this program reaches Grafana (the published port)
-    admin_user: str
-    admin_password: pulumi.Input[str]
-    grafana_container: pulumi.Resource  # the provider waits for it (created with wait=True: healthy)
-    prometheus_url: str  # how Grafana reaches Prometheus (on the Docker network)
+    grafana_url: str  # how this program reaches Grafana (the published port, or the cluster's Grafana)
+    auth: pulumi.Input[str]  # "user:password" or a service-account token
+    # The provider waits for it (a container created with wait=True: healthy); None: Grafana runs already.
+    grafana_container: pulumi.Resource | None
+    prometheus_url: str  # how Grafana reaches Prometheus (Docker network, or in-cluster Service)
     scrape_interval: str
     alerts: AlertSettings
     alert_rules: bool  # Grafana-managed alert rules
@@ -56,10 +56,12 @@ class GrafanaContent(pulumi.ComponentResource):
         self.provider = grafana.Provider(
             f"{name}-provider",
             url=args.grafana_url,
-            auth=pulumi.Output.secret(pulumi.Output.concat(args.admin_user, ":", args.admin_password)),
+            auth=pulumi.Output.secret(args.auth),
             retries=10,
             retry_wait=2,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.grafana_container]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.grafana_container] if args.grafana_container else []
+            ),
         )
         child = pulumi.ResourceOptions(parent=self, provider=self.provider)
 

@@ -24,6 +24,33 @@ _HEALTHCHECK = (
 )
 
 
+def model_server_image(
+    resource_name: str,
+    *,
+    image_name: str,
+    base_image: str,
+    build_ca_certs: str,
+    parent: pulumi.Resource,
+    registry: docker.RegistryArgs | None = None,
+) -> docker.Image:
+    """The model-server image built from this checkout: kept local (`registry` None) or pushed to
+    `registry` (then `image_name` is a reference in it). Either way dependants run its `repo_digest`, so
+    a new build replaces what runs it."""
+    return docker.Image(
+        resource_name,
+        image_name=image_name,
+        build=docker.DockerBuildArgs(
+            context=str(PROJECT_ROOT),
+            dockerfile=str(DOCKERFILE),
+            # BUILD_CA_CERTS only when given, so the usual build declares exactly BASE_IMAGE.
+            args={"BASE_IMAGE": base_image} | ({"BUILD_CA_CERTS": build_ca_certs} if build_ca_certs else {}),
+        ),
+        skip_push=registry is None,
+        registry=registry,
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def replica_alias(index: int) -> str:
     return f"{ALIAS_PREFIX}-{index}"
 
@@ -51,20 +78,13 @@ class ModelServer(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("model-monitoring:index:ModelServer", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
 
-        self.image = docker.Image(
+        self.image = model_server_image(
             f"{name}-image",
             image_name=f"{args.name_prefix}-{name}:latest",
-            build=docker.DockerBuildArgs(
-                context=str(PROJECT_ROOT),
-                dockerfile=str(DOCKERFILE),
-                # BUILD_CA_CERTS only when given, so the usual build declares exactly BASE_IMAGE.
-                args={"BASE_IMAGE": args.base_image}
-                | ({"BUILD_CA_CERTS": args.build_ca_certs} if args.build_ca_certs else {}),
-            ),
-            skip_push=True,
-            opts=child,
+            base_image=args.base_image,
+            build_ca_certs=args.build_ca_certs,
+            parent=self,
         )
         # With skip_push, repo_digest is the local image id: a new build replaces the containers.
         self.image_digest = self.image.repo_digest

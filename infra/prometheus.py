@@ -10,6 +10,7 @@ import yaml
 
 from infra.config import parse_duration
 from infra.containers import service_container, service_image
+from infra.remote_write import RemoteWrite
 from server import contract
 
 PORT = 9090
@@ -18,6 +19,8 @@ CONFIG_DIR = PurePosixPath("/etc/prometheus")
 CONFIG_FILE = CONFIG_DIR / "prometheus.yml"
 RULES_DIR = "rules"  # relative to the config file, so `promtool check config` works on a copy
 DATA_DIR = "/prometheus"
+# The remote_write credential (password or token), uploaded beside the config, never inside it.
+REMOTE_WRITE_CREDENTIALS_FILE = CONFIG_DIR / "secrets" / "remote-write-credentials"
 # Prometheus refuses a scrape timeout longer than the interval.
 _MAX_SCRAPE_TIMEOUT_SECONDS = 10
 
@@ -27,12 +30,22 @@ def internal_url() -> str:
     return f"http://{ALIAS}:{PORT}"
 
 
-def scrape_config(targets: Sequence[str], scrape_interval: str, rule_files: Sequence[str]) -> str:
-    """prometheus.yml: one `model-server` job scraping `targets` (host:port), plus the rule files."""
-    interval = parse_duration(scrape_interval)
-    timeout = (
-        scrape_interval if interval <= _MAX_SCRAPE_TIMEOUT_SECONDS else f"{_MAX_SCRAPE_TIMEOUT_SECONDS}s"
-    )
+def scrape_timeout(scrape_interval: str) -> str:
+    """The scrape timeout for an interval: the interval itself, at most 10s."""
+    if parse_duration(scrape_interval) <= _MAX_SCRAPE_TIMEOUT_SECONDS:
+        return scrape_interval
+    return f"{_MAX_SCRAPE_TIMEOUT_SECONDS}s"
+
+
+def scrape_config(
+    targets: Sequence[str],
+    scrape_interval: str,
+    rule_files: Sequence[str],
+    remote_write: RemoteWrite | None = None,
+) -> str:
+    """prometheus.yml: one `model-server` job scraping `targets` (host:port), plus the rule files and the
+    optional remote_write destination (its credential read from REMOTE_WRITE_CREDENTIALS_FILE)."""
+    timeout = scrape_timeout(scrape_interval)
     document = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -48,6 +61,8 @@ def scrape_config(targets: Sequence[str], scrape_interval: str, rule_files: Sequ
             }
         ],
     }
+    if remote_write is not None:
+        document["remote_write"] = [remote_write.prometheus_config(str(REMOTE_WRITE_CREDENTIALS_FILE))]
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
 
 
@@ -71,6 +86,7 @@ class PrometheusArgs:
     scrape_targets: Sequence[str]  # "alias:port" of every model-server replica
     # File name -> rule file YAML: the recording rules, and the alerts when Prometheus evaluates them.
     rule_files: Mapping[str, str]
+    remote_write: RemoteWrite | None = None  # long-term storage
 
 
 class Prometheus(pulumi.ComponentResource):
@@ -86,11 +102,20 @@ class Prometheus(pulumi.ComponentResource):
         super().__init__("model-monitoring:index:Prometheus", name, None, opts)
 
         self.rule_files = checked_rule_files(args.rule_files)
-        self.config_yaml = scrape_config(args.scrape_targets, args.scrape_interval, list(self.rule_files))
+        self.config_yaml = scrape_config(
+            args.scrape_targets, args.scrape_interval, list(self.rule_files), args.remote_write
+        )
         uploads = [docker.ContainerUploadArgs(file=str(CONFIG_FILE), content=self.config_yaml)] + [
             docker.ContainerUploadArgs(file=str(CONFIG_DIR / RULES_DIR / file_name), content=text)
             for file_name, text in self.rule_files.items()
         ]
+        if args.remote_write is not None and args.remote_write.secret_value is not None:
+            uploads.append(
+                docker.ContainerUploadArgs(
+                    file=str(REMOTE_WRITE_CREDENTIALS_FILE),
+                    content=pulumi.Output.secret(args.remote_write.secret_value),
+                )
+            )
 
         self.image = service_image(f"{name}-image", args.image, parent=self)
         self.volume = docker.Volume(

@@ -1,9 +1,20 @@
 """infra/config.py: defaults match Pulumi.dev.yaml; bad values are refused naming key and allowed values."""
 
+import re
+
 import pytest
 
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
-from infra.config import KEYS, KEYS_BY_NAME, ConfigError, StackSettings, parse_duration, parse_settings
+from infra.config import (
+    KEYS,
+    KEYS_BY_NAME,
+    ConfigError,
+    StackSettings,
+    cpu_millicores,
+    memory_bytes,
+    parse_duration,
+    parse_settings,
+)
 from tests.support.pulumi_mocks import stack_config
 
 
@@ -147,3 +158,126 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects_malformed(text):
     with pytest.raises(ValueError, match=text or "^$"):
         parse_duration(text)
+
+
+# --- targets ---------------------------------------------------------------------------------------------
+
+KUBERNETES = {"target": "kubernetes", "imageRegistry": "registry.example.com/team"}
+
+
+def test_kubernetes_defaults():
+    settings = parse_settings(KUBERNETES)
+    assert settings.target == "kubernetes"
+    assert settings.kubernetes_namespace == "model-monitoring"
+    assert settings.prometheus_operator_release == "kube-prometheus-stack"
+    assert settings.install_prometheus_operator is False
+    assert settings.kubeconfig is None
+    assert settings.grafana_url == ""
+    assert (settings.model_server_replicas, settings.model_server_max_replicas) == (2, 6)
+
+
+def test_every_key_belongs_to_a_target():
+    assert {k.name for k in KEYS if k.targets == {"docker"}} >= {"bindAddress", "grafanaHostPort"}
+    assert {k.name for k in KEYS if k.targets == {"kubernetes"}} >= {
+        "kubernetesNamespace",
+        "kubeconfig",
+        "kubernetesContext",
+        "imageRegistry",
+        "prometheusOperatorRelease",
+        "installPrometheusOperator",
+        "grafanaUrl",
+        "grafanaAuth",
+    }
+    assert all(k.targets for k in KEYS)
+
+
+def test_keys_of_the_other_target_are_refused_only_when_they_mean_something():
+    # Listed at their defaults (as Pulumi.dev.yaml does) they are harmless.
+    documented = stack_config("dev")
+    assert parse_settings(documented | KUBERNETES).target == "kubernetes"
+    message = _error(KUBERNETES | {"prometheusHostPort": "9091", "grafanaAdminUser": "root"})
+    assert "prometheusHostPort applies only to target docker (target is kubernetes)" in message
+    assert "grafanaAdminUser applies only to target docker" in message
+    message = _error({"kubernetesNamespace": "ml", "grafanaUrl": "https://g.example.com"})
+    assert "kubernetesNamespace applies only to target kubernetes (target is docker)" in message
+    assert "grafanaUrl applies only to target kubernetes" in message
+
+
+def test_a_kubernetes_secret_on_the_docker_target_is_refused():
+    message = _error({"kubeconfig": "apiVersion: v1"}, frozenset({"kubeconfig"}))
+    assert "kubeconfig applies only to target kubernetes" in message
+    assert "apiVersion" not in message
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"prometheusRemoteWriteUsername": "u"}, "prometheusRemoteWriteUsername needs"),
+        ({"prometheusRemoteWritePassword": "p"}, "prometheusRemoteWritePassword needs"),
+        ({"prometheusRemoteWriteBearerToken": "t"}, "needs model-monitoring:prometheusRemoteWriteUrl"),
+        (
+            {
+                "prometheusRemoteWriteUrl": "https://m.example.com/push",
+                "prometheusRemoteWriteUsername": "u",
+                "prometheusRemoteWritePassword": "p",
+                "prometheusRemoteWriteBearerToken": "t",
+            },
+            "exclude each other",
+        ),
+        ({"prometheusRemoteWriteUrl": "mimir:9009"}, "prometheusRemoteWriteUrl = 'mimir:9009' is invalid"),
+        (
+            KUBERNETES | {"prometheusRemoteWriteUrl": "https://m.example.com/push"},
+            "installPrometheusOperator",
+        ),
+        (KUBERNETES | {"imageRegistryUsername": "robot"}, "imageRegistryUsername needs"),
+        (KUBERNETES | {"grafanaAuth": "admin:x"}, "grafanaAuth needs model-monitoring:grafanaUrl"),
+        (KUBERNETES | {"webhookUrl": "https://hooks.example.com/x"}, "webhookUrl needs grafanaUrl"),
+        (KUBERNETES | {"prometheusOperatorRelease": "x" * 54}, "prometheusOperatorRelease = "),
+        ({"target": "swarm"}, "target = 'swarm' is invalid"),
+    ],
+)
+def test_keys_that_only_mean_something_together(raw, message):
+    secrets = frozenset(k.name for k in KEYS if k.secret)
+    assert message in _error(raw, secrets)
+
+
+def test_remote_write_on_both_targets_and_secrets_stay_out_of_repr():
+    raw = {
+        "prometheusRemoteWriteUrl": "https://m.example.com/push",
+        "prometheusRemoteWriteUsername": "u",
+        "prometheusRemoteWritePassword": "remote-pass",
+    }
+    secrets = frozenset({"prometheusRemoteWritePassword", "imageRegistryPassword", "grafanaAuth"})
+    docker = parse_settings(raw, secrets)
+    assert docker.prometheus_remote_write_password == "remote-pass"
+    kubernetes = parse_settings(
+        raw
+        | KUBERNETES
+        | {
+            "installPrometheusOperator": "true",
+            "imageRegistryUsername": "robot",
+            "imageRegistryPassword": "registry-pass",
+            "grafanaUrl": "https://g.example.com",
+            "grafanaAuth": "admin:grafana-pass",
+        },
+        secrets,
+    )
+    for secret in ("remote-pass", "registry-pass", "grafana-pass"):
+        assert secret not in repr(kubernetes)
+    assert "stored in plain text" in _error(raw)
+
+
+@pytest.mark.parametrize(("text", "millicores"), [("250m", 250), ("1", 1000), ("0.5", 500), ("2", 2000)])
+def test_cpu_quantities(text, millicores):
+    assert cpu_millicores(text) == millicores
+
+
+@pytest.mark.parametrize(("text", "size"), [("256Mi", 256 * 2**20), ("1Gi", 2**30), ("512M", 512 * 10**6)])
+def test_memory_quantities(text, size):
+    assert memory_bytes(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "0", "1.5Gi", "256mi", "-1"])
+def test_memory_quantities_reject_malformed(text):
+    with pytest.raises(ValueError, match=f"^{re.escape(text)}$"):
+        memory_bytes(text)

@@ -67,7 +67,7 @@ def test_requirements_install_this_project_with_the_infra_extra():
 
 def _imports(directory: Path) -> set[str]:
     modules = set()
-    for source in directory.glob("*.py"):
+    for source in directory.rglob("*.py"):  # subpackages too (infra/kubernetes)
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Import):
                 modules |= {alias.name.split(".")[0] for alias in node.names}

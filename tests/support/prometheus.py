@@ -32,8 +32,10 @@ class PrometheusQueryError(ProbeError):
     """Prometheus answered a query with an error (bad PromQL, execution error); `wait_for` retries it."""
 
 
-def _api(base_url: str, path: str, params: Mapping[str, str] | None = None) -> dict:
-    response = httpx.get(f"{base_url.rstrip('/')}{path}", params=params, timeout=HTTP_TIMEOUT)
+def _api(
+    base_url: str, path: str, params: Mapping[str, str] | None = None, auth: tuple[str, str] | None = None
+) -> dict:
+    response = httpx.get(f"{base_url.rstrip('/')}{path}", params=params, timeout=HTTP_TIMEOUT, auth=auth)
     body = response.json()
     if body.get("status") != "success":
         detail = f"{body.get('errorType')}: {body.get('error')}"
@@ -41,15 +43,18 @@ def _api(base_url: str, path: str, params: Mapping[str, str] | None = None) -> d
     return body["data"]
 
 
-def query(base_url: str, expr: str, at: float | None = None) -> list[dict]:
+def query(
+    base_url: str, expr: str, at: float | None = None, auth: tuple[str, str] | None = None
+) -> list[dict]:
     """Instant query; returns the result vector (`[{"metric": {...}, "value": [ts, "v"]}, ...]`).
 
     Scalars come back as a one-element vector without labels. Raises PrometheusQueryError on any error.
+    `auth`: basic-auth (user, password) for a Prometheus behind a web config.
     """
     params = {"query": expr}
     if at is not None:
         params["time"] = f"{at:.3f}"
-    data = _api(base_url, "/api/v1/query", params)
+    data = _api(base_url, "/api/v1/query", params, auth)
     if data["resultType"] == "scalar":
         return [{"metric": {}, "value": data["result"]}]
     if data["resultType"] != "vector":
@@ -164,11 +169,18 @@ def running_prometheus(
 
 @contextmanager
 def prometheus_with_config(
-    config_path: Path, *, startup_timeout: float = 60.0, binary: str = "prometheus"
+    config_path: Path,
+    *,
+    startup_timeout: float = 60.0,
+    binary: str = "prometheus",
+    extra_args: Sequence[str] = (),
+    auth: tuple[str, str] | None = None,
 ) -> Iterator[RunningPrometheus]:
     """Run the `prometheus` binary on a free 127.0.0.1 port with a ready-made config file (its relative
     `rule_files` paths resolve next to it), TSDB and log in the file's directory; yields once /-/ready
-    answers; always stops it. A missing binary fails the test, naming the Debian package."""
+    answers; always stops it. A missing binary fails the test, naming the Debian package.
+    `extra_args`: more flags (e.g. --web.enable-remote-write-receiver); `auth`: the basic-auth login its
+    --web.config.file demands, used for the readiness probe."""
     executable = require_binary(binary, package="prometheus")
     directory = config_path.parent
     port = free_port()
@@ -181,6 +193,7 @@ def prometheus_with_config(
                 f"--storage.tsdb.path={directory / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--log.level=warn",
+                *extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -191,7 +204,7 @@ def prometheus_with_config(
         def ready() -> bool:
             if process.poll() is not None:
                 raise RuntimeError(f"prometheus exited with {process.returncode}:\n{running.log()}")
-            return httpx.get(f"{running.base_url}/-/ready", timeout=2).status_code == 200
+            return httpx.get(f"{running.base_url}/-/ready", timeout=2, auth=auth).status_code == 200
 
         wait_for(ready, startup_timeout, what=f"prometheus on port {port}")
         yield running

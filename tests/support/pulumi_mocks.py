@@ -50,6 +50,29 @@ DASHBOARD = "grafana:oss/dashboard:Dashboard"
 RULE_GROUP = "grafana:alerting/ruleGroup:RuleGroup"
 CONTACT_POINT = "grafana:alerting/contactPoint:ContactPoint"
 NOTIFICATION_POLICY = "grafana:alerting/notificationPolicy:NotificationPolicy"
+K8S_PROVIDER = "pulumi:providers:kubernetes"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+K8S_SECRET = "kubernetes:core/v1:Secret"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+# Keys whose values a test passes as `pulumi config set --secret` values (unless it says otherwise).
+SECRET_KEYS = frozenset(
+    {
+        "grafanaAdminPassword",
+        "webhookUrl",
+        "prometheusRemoteWritePassword",
+        "prometheusRemoteWriteBearerToken",
+        "kubeconfig",
+        "imageRegistryPassword",
+        "grafanaAuth",
+    }
+)
 
 
 def is_secret(value: Any) -> bool:
@@ -149,8 +172,13 @@ class RecordingMocks(pulumi_mocks.Mocks):
         if args.typ in (NETWORK, VOLUME, CONTAINER):
             computed["name"] = plain.get("name") or args.name
         if args.typ == IMAGE:
-            # With skip_push the digest is the local image id: a function of what is built.
-            computed["repoDigest"] = "sha256:" + _digest(plain.get("imageName"), plain.get("build"))
+            # With skip_push the digest is the local image id: a function of what is built; after a
+            # push it is the pushed reference "<repository>@sha256:..." (tag dropped).
+            digest = "sha256:" + _digest(plain.get("imageName"), plain.get("build"))
+            if plain.get("skipPush"):
+                computed["repoDigest"] = digest
+            else:
+                computed["repoDigest"] = plain["imageName"].rsplit(":", 1)[0] + "@" + digest
             build = plain.get("build") or {}
             computed.update(context=build.get("context"), dockerfile=build.get("dockerfile"))
         if args.typ == REMOTE_IMAGE:
@@ -238,7 +266,7 @@ def run_program(
     config: Mapping[str, str] | None = None,
     *,
     stack: str = DEFAULT_STACK,
-    secret_keys: frozenset[str] | set[str] = frozenset({"grafanaAdminPassword", "webhookUrl"}),
+    secret_keys: frozenset[str] | set[str] = SECRET_KEYS,
     defaults_from: str | None = DEFAULT_STACK,
     preview: bool = False,
 ) -> Program:

@@ -1,0 +1,93 @@
+"""The Docker target: model server, Prometheus and Grafana on one Docker network of this host, Grafana
+content as code. Only wiring: each part is a component.
+"""
+
+import pulumi
+import pulumi_docker as docker
+
+from dashboards.alerts import prometheus_rule_files
+from infra import remote_write
+from infra.config import StackSettings
+from infra.grafana import Grafana, GrafanaArgs
+from infra.grafana_content import GrafanaContent, GrafanaContentArgs
+from infra.model_server import ModelServer, ModelServerArgs
+from infra.prometheus import Prometheus, PrometheusArgs, internal_url
+from server import contract
+
+
+def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
+    """Declare the stack; returns the stack outputs."""
+    host = settings.client_host
+    grafana_url = f"http://{host}:{settings.grafana_host_port}"
+
+    network = docker.Network("network", name=settings.name_prefix)
+
+    model_server = ModelServer(
+        "model-server",
+        ModelServerArgs(
+            name_prefix=settings.name_prefix,
+            network_name=network.name,
+            base_image=settings.model_server_base_image,
+            replicas=settings.model_server_replicas,
+            bind_address=settings.bind_address,
+            host_port=settings.model_server_host_port,
+            workers=settings.model_server_workers,
+            chaos_enabled=settings.chaos_enabled,
+            build_ca_certs=settings.model_server_build_ca_certs,
+        ),
+    )
+
+    Prometheus(
+        "prometheus",
+        PrometheusArgs(
+            name_prefix=settings.name_prefix,
+            network_name=network.name,
+            image=settings.prometheus_image,
+            bind_address=settings.bind_address,
+            host_port=settings.prometheus_host_port,
+            scrape_interval=settings.scrape_interval,
+            retention=settings.retention,
+            scrape_targets=[f"{alias}:{contract.SERVER_PORT}" for alias in model_server.aliases],
+            rule_files=prometheus_rule_files(settings.alerts, alert_rules=settings.prometheus_alert_rules),
+            remote_write=remote_write.from_settings(settings),
+        ),
+    )
+
+    grafana = Grafana(
+        "grafana",
+        GrafanaArgs(
+            name_prefix=settings.name_prefix,
+            network_name=network.name,
+            image=settings.grafana_image,
+            bind_address=settings.bind_address,
+            host_port=settings.grafana_host_port,
+            url=grafana_url,
+            admin_user=settings.grafana_admin_user,
+            admin_password=settings.grafana_admin_password,
+        ),
+    )
+
+    content = GrafanaContent(
+        "grafana-content",
+        GrafanaContentArgs(
+            grafana_url=grafana_url,
+            auth=pulumi.Output.concat(settings.grafana_admin_user, ":", grafana.admin_password),
+            grafana_container=grafana.container,
+            prometheus_url=internal_url(),
+            scrape_interval=settings.scrape_interval,
+            alerts=settings.alerts,
+            alert_rules=settings.grafana_alert_rules,
+            webhook_url=settings.webhook_url or None,
+        ),
+    )
+
+    return {
+        "grafanaUrl": grafana_url,
+        "prometheusUrl": f"http://{host}:{settings.prometheus_host_port}",
+        "modelServerUrl": f"http://{host}:{settings.model_server_host_port}",
+        "modelServerUrls": [f"http://{host}:{port}" for port in settings.model_server_host_ports()],
+        "dashboardUrl": content.dashboard_url,
+        "grafanaAdminUser": settings.grafana_admin_user,
+        "grafanaAdminPassword": grafana.admin_password,
+        "modelServerImage": model_server.image_digest,
+    }
