@@ -37,7 +37,8 @@ from tests.support.pulumi_mocks import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, 
 # Put on every object created here: `docker ps -a --filter label=org.model-monitoring.e2e` finds leftovers.
 LABEL = "org.model-monitoring.e2e"
 
-_IMAGE_INPUTS = {"imageName", "build", "skipPush", "buildOnPreview"}
+_IMAGE_INPUTS = {"imageName", "build", "skipPush", "buildOnPreview", "registry"}
+_REGISTRY_INPUTS = {"server"}  # a login (username/password) is not realized here
 _REMOTE_IMAGE_INPUTS = {"name", "keepLocally", "platform"}
 _BUILD_INPUTS = {"context", "dockerfile", "args", "builderVersion", "platform", "target"}
 _NETWORK_INPUTS = {"name", "driver", "internal", "attachable", "labels", "options", "checkDuplicate"}
@@ -132,6 +133,7 @@ class RealizedStack:
     images: dict[str, str] = field(default_factory=dict)  # declared reference (digest/name) -> image id
     image_names: dict[str, str] = field(default_factory=dict)  # RemoteImage's declared id -> its name
     built_tags: list[str] = field(default_factory=list)
+    pushed: dict[str, str] = field(default_factory=dict)  # declared imageName -> pushed "<repo>@sha256:..."
     networks: dict[str, Any] = field(default_factory=dict)  # declared name -> Network
     volumes: dict[str, Any] = field(default_factory=dict)  # declared name -> Volume
     containers: dict[str, Container] = field(default_factory=dict)  # resource name -> Container
@@ -218,10 +220,34 @@ class RealizedStack:
                 raise RuntimeError(f"building {tag} failed: {exc.msg}\n{lines[-4000:]}") from exc
             image_id = image.id
         self.built_tags.append(tag)
+        if not inputs.get("skipPush"):
+            self._push(resource, tag)
         # Containers refer to the image by the Image's outputs (repoDigest under mocks) or by its name.
         for reference in (resource.outputs.get("repoDigest"), tag):
             if reference:
                 self.images[reference] = image_id
+
+    def _push(self, resource: Resource, tag: str) -> None:
+        """Push like the provider does after a build; the pushed digest is what the registry answers."""
+        registry = resource.plain_inputs.get("registry") or {}
+        _unsupported(resource, _REGISTRY_INPUTS, {k: v for k, v in registry.items() if v is not None})
+        repository, _, image_tag = tag.rpartition(":")
+        if not repository.startswith(registry.get("server", "") + "/"):
+            raise RuntimeError(f"{tag} is not in the declared registry {registry.get('server')!r}")
+        errors = [
+            line["error"]
+            for line in self.client.images.push(repository, image_tag, stream=True, decode=True)
+            if "error" in line
+        ]
+        if errors:
+            raise RuntimeError(f"pushing {tag} failed: {errors}")
+        digests = [
+            d for d in self.client.images.get(tag).attrs["RepoDigests"] if d.startswith(repository + "@")
+        ]
+        if not digests:
+            raise RuntimeError(f"pushing {tag} left no repo digest")
+        self.pushed[tag] = digests[0]
+        self.log(f"pushed {tag} as {digests[0]}")
 
     @staticmethod
     def _build_with_cli(
