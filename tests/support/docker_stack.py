@@ -1,5 +1,6 @@
 """Realize the Docker resources a Pulumi program declared (recorded by tests/support/pulumi_mocks.py)
-on a real engine, the way the pulumi-docker provider would: build the declared image, create the
+on a real engine, the way the pulumi-docker provider would: build the declared image (and push it when
+it is not `skipPush`, to a registry without login), create the
 declared networks and volumes, create each container from its declared inputs, copy its uploads in,
 start it and wait for it to be healthy when it says `wait`.
 
