@@ -279,10 +279,12 @@ def chart_values(
                     "labelValue": DASHBOARD_LABEL[1],
                     "searchNamespace": "ALL",
                 },
+                # The chart's default watches only Grafana's own namespace for data sources.
                 "datasources": {
                     "enabled": True,
                     "label": DATASOURCE_LABEL[0],
                     "labelValue": DATASOURCE_LABEL[1],
+                    "searchNamespace": "ALL",
                 },
             }
         },

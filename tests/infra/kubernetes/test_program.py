@@ -311,6 +311,11 @@ def test_installing_the_operator_pins_kube_prometheus_stack_with_the_sidecars_an
     sidecar = values["grafana"]["sidecar"]
     assert sidecar["dashboards"]["enabled"] is True
     assert (sidecar["dashboards"]["label"], sidecar["dashboards"]["labelValue"]) == ("grafana_dashboard", "1")
+    assert sidecar["dashboards"]["searchNamespace"] == sidecar["datasources"]["searchNamespace"] == "ALL"
+    assert (sidecar["datasources"]["label"], sidecar["datasources"]["labelValue"]) == (
+        "grafana_datasource",
+        "1",
+    )
     spec = values["prometheus"]["prometheusSpec"]
     assert spec["scrapeInterval"] == spec["evaluationInterval"] == "15s"
     assert spec["retention"] == "15d"
