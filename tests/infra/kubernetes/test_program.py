@@ -3,6 +3,9 @@ selectors, port names, probe paths, the autoscaler's target, the pushed image) a
 definitions as the Docker target."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -29,6 +32,7 @@ from tests.support.pulumi_mocks import (
     NAMESPACE,
     NETWORK,
     PDB,
+    PROJECT_ROOT,
     PROMETHEUS_RULE,
     RULE_GROUP,
     SERVICE,
@@ -426,3 +430,31 @@ def test_the_listed_defaults_of_the_docker_keys_do_not_block_the_switch():
     program = run_program({"target": "kubernetes", "imageRegistry": REGISTRY})  # dev stack file as defaults
     assert program.one(DEPLOYMENT)
     assert alert_definitions(AlertSettings())  # sanity: the same alerts exist to be rendered
+
+
+_DECLARE = """
+import json
+from tests.infra.kubernetes.test_program import OPERATOR_INSTALLED
+from tests.infra.test_program import _declared
+from tests.support.pulumi_mocks import run_program
+program = run_program(OPERATOR_INSTALLED)
+print(json.dumps({"resources": _declared(program), "outputs": program.outputs}, sort_keys=True, default=str))
+"""
+
+
+def test_declared_objects_do_not_depend_on_the_hash_seed():
+    """Set or dict ordering leaking into a manifest would churn every preview (and every rollout)."""
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", _DECLARE],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert json.loads(runs[0])["resources"], "expected declared resources"
+    assert runs[0] == runs[1]
