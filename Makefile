@@ -59,7 +59,7 @@ DEMO_URL ?= http://127.0.0.1:8000
 DEMO_ARGS ?=
 .PHONY: demo
 demo: $(STAMP)
-	$(PY) -m server.loadgen --scenario demo --url $(DEMO_URL) $(DEMO_ARGS)
+	$(PY) -m loadgen --scenario demo --url $(DEMO_URL) $(DEMO_ARGS)
 
 # The monitoring stack on this Docker host (needs the Pulumi CLI and Docker; scripts/stack.sh says how to
 # install them when missing). State lives in .pulumi/ (PULUMI_BACKEND_URL=file://$(CURDIR)/.pulumi), the
