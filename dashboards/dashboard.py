@@ -14,7 +14,7 @@ TAGS = ["model-monitoring"]
 
 
 def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard_builders.Dashboard:
-    return (
+    builder = (
         dashboard_builders.Dashboard(TITLE)
         .uid(DASHBOARD_UID)
         .description("Traffic, errors, latency, predictions and input drift of the model server.")
@@ -41,6 +41,12 @@ def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard
         .with_row(panels.row("Input drift"))
         .with_panel(panels.feature_drift_panel(datasource_uid, settings))
     )
+    slo_panels = panels.slo_panels(datasource_uid, settings)
+    if slo_panels:
+        builder = builder.with_row(panels.row("SLOs"))
+        for panel in slo_panels:
+            builder = builder.with_panel(panel)
+    return builder
 
 
 def build_dashboard(datasource_uid: str = DATASOURCE_UID, settings: AlertSettings = DEFAULT_SETTINGS) -> dict:
@@ -49,6 +55,13 @@ def build_dashboard(datasource_uid: str = DATASOURCE_UID, settings: AlertSetting
     for panel_id, panel in enumerate(model["panels"], start=1):
         panel["id"] = panel_id
     return model
+
+
+def panel_ids(
+    datasource_uid: str = DATASOURCE_UID, settings: AlertSettings = DEFAULT_SETTINGS
+) -> dict[str, int]:
+    """Panel title -> panel id (rows included), as the dashboard numbers them."""
+    return {panel["title"]: panel["id"] for panel in build_dashboard(datasource_uid, settings)["panels"]}
 
 
 def dashboard_json(datasource_uid: str = DATASOURCE_UID, settings: AlertSettings = DEFAULT_SETTINGS) -> str:

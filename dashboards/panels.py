@@ -13,7 +13,7 @@ from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, Th
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
 
 from dashboards import alerts, queries
-from dashboards.settings import AlertSettings, promql_duration
+from dashboards.settings import SLO_WINDOWS_SECONDS, AlertSettings, promql_duration
 from server import contract
 
 PROMETHEUS_TYPE = "prometheus"
@@ -283,6 +283,94 @@ def feature_drift_panel(datasource_uid: str, settings: AlertSettings) -> timeser
         .span(24)
     )
     return _with_alert_line(panel, settings.feature_drift_psi_threshold)
+
+
+# --- SLOs --------------------------------------------------------------------------------------------
+
+
+def _slos(settings: AlertSettings) -> list[tuple[str, float]]:
+    """(SLI, SLO target) of every SLO that is on."""
+    slos = [(queries.AVAILABILITY, settings.availability_slo), (queries.LATENCY, settings.latency_slo)]
+    return [(sli, slo) for sli, slo in slos if slo]
+
+
+def _sli_meaning(sli: str, settings: AlertSettings) -> str:
+    if sli == queries.AVAILABILITY:
+        return "model API requests not answered with 5xx"
+    return f"{contract.PREDICT_HANDLER} requests faster than {settings.latency_p95_seconds:g}s"
+
+
+def error_budget_panel(datasource_uid: str, settings: AlertSettings) -> stat.Panel:
+    panel = (
+        _stat(
+            datasource_uid,
+            "Error budget remaining (30d)",
+            "Share of each SLO's 30-day error budget (1 - SLO) not yet spent; below 0 the SLO is missed.",
+            units.PercentUnit,
+        )
+        .thresholds(_thresholds((None, RED), (0, ORANGE), (0.25, GREEN)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .decimals(1)
+        .span(8)
+    )
+    for ref_id, (sli, slo) in zip("AB", _slos(settings), strict=False):
+        expr = queries.error_budget_remaining(sli, alerts.slo_budget(slo), settings.latency_p95_seconds)
+        panel = panel.with_target(target(datasource_uid, expr, f"{sli} ({slo:.4g})", ref_id))
+    return panel
+
+
+def sli_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Panel:
+    one_hour = settings.slo_window(3600)
+    meanings = "; ".join(
+        f"{sli}: {_sli_meaning(sli, settings)} (SLO {slo:.4g})" for sli, slo in _slos(settings)
+    )
+    panel = (
+        _timeseries(
+            datasource_uid,
+            f"SLI ({promql_duration(one_hour)})",
+            f"Share of good requests over the last {promql_duration(one_hour)}. {meanings}.",
+            units.PercentUnit,
+        )
+        .max(1)
+        .span(16)
+    )
+    for ref_id, (sli, _) in zip("AB", _slos(settings), strict=False):
+        panel = panel.with_target(target(datasource_uid, queries.sli(sli, one_hour), sli, ref_id))
+    return panel
+
+
+def burn_rate_panel(datasource_uid: str, settings: AlertSettings, sli: str, slo: float) -> timeseries.Panel:
+    title = alerts.AVAILABILITY_BURN_PANEL if sli == queries.AVAILABILITY else alerts.LATENCY_BURN_PANEL
+    name = alerts.ALERT_AVAILABILITY_BURN if sli == queries.AVAILABILITY else alerts.ALERT_LATENCY_BURN
+    budget = alerts.slo_budget(slo)
+    panel = _timeseries(
+        datasource_uid,
+        title,
+        f"How many times faster than sustainable the {sli} error budget ({_sli_meaning(sli, settings)}, "
+        f"SLO {slo:.4g}) burns, per window; {name} pages at 14.4 (1h and 5m) or 6 (6h and 30m) and "
+        "tickets at 3 (1d and 2h) or 1 (3d and 6h). The dashed line is 1: the budget lasts 30 days.",
+        units.NoUnit,
+    ).min(0)
+    for ref_id, window in zip("ABCDEFG", SLO_WINDOWS_SECONDS, strict=True):
+        scaled = settings.slo_window(window)
+        legend = promql_duration(scaled, days=True)
+        panel = panel.with_target(
+            target(datasource_uid, queries.burn_rate(sli, scaled, budget), legend, ref_id)
+        )
+    return _with_alert_line(panel, 1.0)
+
+
+def slo_panels(datasource_uid: str, settings: AlertSettings) -> list:
+    """The "SLOs" row's panels (none when every SLO is off)."""
+    if not _slos(settings):
+        return []
+    return [
+        error_budget_panel(datasource_uid, settings),
+        sli_panel(datasource_uid, settings),
+        *(burn_rate_panel(datasource_uid, settings, sli, slo) for sli, slo in _slos(settings)),
+    ]
 
 
 def row(title: str) -> dashboard_builders.Row:

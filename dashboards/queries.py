@@ -9,6 +9,7 @@ from dashboards.settings import (
     FEATURE_DRIFT_WINDOW_SECONDS,
     PREDICTION_SHIFT_OFFSET_SECONDS,
     PREDICTION_SHIFT_WINDOW_SECONDS,
+    SLO_PERIOD_SECONDS,
     promql_duration,
 )
 from server import contract
@@ -139,6 +140,70 @@ def feature_drift_psi_expr() -> str:
 def feature_drift_psi() -> str:
     """The recorded PSI per feature."""
     return FEATURE_DRIFT_PSI
+
+
+# --- SLOs (multiwindow, multi-burn-rate: Google SRE workbook ch. 5) ---------------------------------
+
+AVAILABILITY, LATENCY = "availability", "latency"
+
+
+def slo_error_ratio_record(sli: str, window_seconds: int) -> str:
+    """Name of the recorded error ratio of `sli` over a window, Sloth/Pyrra style
+    ("model:availability_error_ratio:rate5m")."""
+    return f"model:{sli}_error_ratio:rate{promql_duration(window_seconds, days=True)}"
+
+
+def _le(bound: float) -> str:
+    # As prometheus-client writes the bucket label: repr of the float ("0.5", "1.0", "10.0").
+    return repr(float(bound))
+
+
+def availability_error_ratio_expr(window: str) -> str:
+    """Share of model API requests answered with 5xx over `window` (the availability SLI's complement)."""
+    return server_error_ratio(window)
+
+
+def latency_error_ratio_expr(bound_seconds: float, window: str) -> str:
+    """Share of /predict requests slower than `bound_seconds` (a bucket bound) over `window`."""
+    duration = contract.REQUEST_DURATION
+    total = f"sum(rate({duration}_count{{{_PREDICT}}}[{window}]))"
+    fast = f'sum(rate({duration}_bucket{{{_PREDICT},le="{_le(bound_seconds)}"}}[{window}]))'
+    return f"({total} - {fast}) / {total}"
+
+
+def slo_error_ratio_expr(sli: str, window: str, latency_bound_seconds: float) -> str:
+    """The error ratio of `sli` (AVAILABILITY or LATENCY) over `window`."""
+    if sli == AVAILABILITY:
+        return availability_error_ratio_expr(window)
+    return latency_error_ratio_expr(latency_bound_seconds, window)
+
+
+def burn_rate(sli: str, window_seconds: int, budget: float) -> str:
+    """How fast the error budget (1 - SLO) burns over a window: 1 = the budget lasts exactly the period."""
+    return f"{slo_error_ratio_record(sli, window_seconds)} / {budget!r}"
+
+
+def multiwindow_burn(
+    sli: str, budget: float, tiers: tuple[tuple[float, int, int], ...], severity: str
+) -> str:
+    """The burn rate over the long window of the first tier (factor, long, short seconds) whose long and
+    short windows both burn faster than `factor`, labelled `severity`; empty while no tier holds."""
+    conditions = [
+        f"({burn_rate(sli, long, budget)} > {factor!r} and {burn_rate(sli, short, budget)} > {factor!r})"
+        for factor, long, short in tiers
+    ]
+    return f'label_replace({" or ".join(conditions)}, "severity", "{severity}", "", "")'
+
+
+def error_budget_remaining(sli: str, budget: float, latency_bound_seconds: float) -> str:
+    """Share of the 30-day error budget left (1 = untouched, < 0 = overspent)."""
+    period = promql_duration(SLO_PERIOD_SECONDS)
+    return f"1 - ({slo_error_ratio_expr(sli, period, latency_bound_seconds)}) / {budget!r}"
+
+
+def sli(sli_name: str, window_seconds: int) -> str:
+    """The SLI itself (share of good requests) over a recorded window."""
+    return f"1 - {slo_error_ratio_record(sli_name, window_seconds)}"
 
 
 # --- fleet -------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ ALERT_NAMES = [
     alerts.ALERT_HIGH_LATENCY,
     alerts.ALERT_PREDICTION_SHIFT,
     alerts.ALERT_FEATURE_DRIFT,
+    alerts.ALERT_AVAILABILITY_BURN,
+    alerts.ALERT_LATENCY_BURN,
 ]
 SETTINGS = AlertSettings()
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -147,13 +149,16 @@ def test_thresholds_for_and_labels_match_the_definition(rules: list[dict], prome
         alerts.ALERT_HIGH_LATENCY: ("gt", 0.5, "5m", "warning"),
         alerts.ALERT_PREDICTION_SHIFT: ("gt", 0.15, "30m", "warning"),
         alerts.ALERT_FEATURE_DRIFT: ("gt", 0.25, "30m", "warning"),
+        # Burn-rate alerts: the query labels each series critical or warning; no `for` (the workbook's).
+        alerts.ALERT_AVAILABILITY_BURN: ("gt", 0.0, "0s", None),
+        alerts.ALERT_LATENCY_BURN: ("gt", 0.0, "0s", None),
     }
     for rule in rules:
         comparison, threshold, for_, severity = expected[rule["name"]]
         evaluator = json.loads(rule["datas"][-1]["model"])["conditions"][0]["evaluator"]
         assert evaluator == {"params": [threshold], "type": comparison}
         assert rule["for_"] == for_
-        assert rule["labels"] == {"severity": severity}
+        assert rule["labels"] == ({"severity": severity} if severity else {})
         assert {"summary", "description"} <= rule["annotations"].keys()
         # The Prometheus rule is the same alert: same query, threshold, for and labels.
         prom = prometheus_alerts[rule["name"]]
@@ -162,6 +167,45 @@ def test_thresholds_for_and_labels_match_the_definition(rules: list[dict], prome
         assert prom["for"] == for_
         assert prom["labels"] == rule["labels"]
         assert prom["annotations"]["summary"] == rule["annotations"]["summary"]
+        assert prom["annotations"]["runbook_url"] == rule["annotations"]["runbook_url"]
+
+
+def test_burn_rate_queries_label_both_severities(rules: list[dict]) -> None:
+    for rule in rules[-2:]:
+        expr = json.loads(rule["datas"][0]["model"])["expr"]
+        assert '"severity", "critical"' in expr
+        assert '"severity", "warning"' in expr
+
+
+def test_every_rule_links_its_runbook_and_its_panel(rules: list[dict]) -> None:
+    from dashboards.dashboard import build_dashboard
+
+    titles = {p["id"]: p["title"] for p in build_dashboard()["panels"]}
+    shows = {
+        alerts.ALERT_SERVER_DOWN: "Replicas up",
+        alerts.ALERT_HIGH_ERROR_RATE: "Error rate",
+        alerts.ALERT_HIGH_LATENCY: "Latency /predict",
+        alerts.ALERT_PREDICTION_SHIFT: "Median prediction (1h)",
+        alerts.ALERT_FEATURE_DRIFT: "Feature drift (PSI, 1h)",
+        alerts.ALERT_AVAILABILITY_BURN: "Availability burn rate",
+        alerts.ALERT_LATENCY_BURN: "Latency burn rate",
+    }
+    for index, rule in enumerate(rules, start=1):
+        annotations = rule["annotations"]
+        assert annotations["runbook_url"] == f"/d/model-monitoring-runbooks?viewPanel={index}"
+        assert annotations["__dashboardUid__"] == "model-monitoring"
+        assert titles[int(annotations["__panelId__"])] == shows[rule["name"]]
+
+
+def test_runbook_links_follow_the_base_url_and_grafana_url() -> None:
+    base = AlertSettings(runbook_base_url="https://git.example.com/repo/blob/main/docs/runbooks/")
+    hosted = AlertSettings(grafana_url="http://127.0.0.1:3000")
+    for alert in alert_definitions(base):
+        assert alert.runbook_url == f"https://git.example.com/repo/blob/main/docs/runbooks/{alert.name}.md"
+    urls = [a.runbook_url for a in alert_definitions(hosted)]
+    assert urls[0] == "http://127.0.0.1:3000/d/model-monitoring-runbooks?viewPanel=1"
+    with pytest.raises(ValueError, match="runbook_base_url"):
+        AlertSettings(runbook_base_url="docs/runbooks")
 
 
 def test_fresh_deploy_stays_quiet(rules: list[dict]) -> None:
@@ -178,7 +222,7 @@ def test_fresh_deploy_stays_quiet(rules: list[dict]) -> None:
 def test_settings_flow_into_both_engines() -> None:
     custom = AlertSettings(
         error_rate_threshold=0.2,
-        latency_p95_seconds=1.25,
+        latency_p95_seconds=1.0,
         prediction_shift_threshold=0.3,
         feature_drift_psi_threshold=0.5,
         error_rate_for_seconds=600,
@@ -189,7 +233,7 @@ def test_settings_flow_into_both_engines() -> None:
     prom = {r["alert"]: r for r in prom}
     for name, value in [
         (alerts.ALERT_HIGH_ERROR_RATE, 0.2),
-        (alerts.ALERT_HIGH_LATENCY, 1.25),
+        (alerts.ALERT_HIGH_LATENCY, 1.0),
         (alerts.ALERT_PREDICTION_SHIFT, 0.3),
         (alerts.ALERT_FEATURE_DRIFT, 0.5),
     ]:
@@ -208,7 +252,14 @@ def test_prometheus_rule_files_shape() -> None:
     files = prometheus_rule_files(SETTINGS)
     recording = yaml.safe_load(files["recording-rules.yml"])
     records = [r["record"] for g in recording["groups"] for r in g["rules"]]
-    assert records == [queries.FEATURE_BIN_SHARE, queries.FEATURE_DRIFT_PSI, queries.PREDICTION_MEDIAN]
+    windows = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+    slo_records = [f"model:{sli}_error_ratio:rate{w}" for sli in ("availability", "latency") for w in windows]
+    assert records == [
+        queries.FEATURE_BIN_SHARE,
+        queries.FEATURE_DRIFT_PSI,
+        queries.PREDICTION_MEDIAN,
+        *slo_records,
+    ]
     alerts = yaml.safe_load(files["alert-rules.yml"])
     assert [r["alert"] for g in alerts["groups"] for r in g["rules"]] == ALERT_NAMES
     assert files == prometheus_rule_files(SETTINGS)

@@ -9,7 +9,7 @@ import pytest
 
 from dashboards import queries
 from dashboards.dashboard import build_dashboard, dashboard_json
-from dashboards.settings import DASHBOARD_UID, DATASOURCE_UID, AlertSettings
+from dashboards.settings import DASHBOARD_UID, DATASOURCE_UID, SLO_WINDOWS_SECONDS, AlertSettings
 from server import contract
 from tests.support.prometheus import dashboard_exprs, grafana_expr_to_promql
 
@@ -31,6 +31,10 @@ def all_query_strings() -> set[str]:
         queries.model_versions(),
     }
     made |= {queries.predict_latency_quantile(q) for q in (0.5, 0.9, 0.95, 0.99)}
+    for sli, budget in ((queries.AVAILABILITY, 0.001), (queries.LATENCY, 0.01)):
+        made.add(queries.error_budget_remaining(sli, budget, 0.5))
+        made.add(queries.sli(sli, 3600))
+        made |= {queries.burn_rate(sli, w, budget) for w in SLO_WINDOWS_SECONDS}
     return made
 
 
@@ -47,7 +51,7 @@ def test_fixed_uid_title_and_rows(dashboard: dict) -> None:
     assert dashboard["uid"] == DASHBOARD_UID
     assert dashboard["title"]
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Overview", "Traffic and errors", "Latency", "Predictions", "Input drift"]
+    assert rows == ["Overview", "Traffic and errors", "Latency", "Predictions", "Input drift", "SLOs"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(set(ids)) == len(ids)
 
@@ -116,7 +120,7 @@ def steps(panel: dict) -> list[float | None]:
     [
         ("Feature drift (PSI, 1h)", "feature_drift_psi_threshold", 0.4),
         ("Error rate", "error_rate_threshold", 0.1),
-        (f"Latency {contract.PREDICT_HANDLER}", "latency_p95_seconds", 1.5),
+        (f"Latency {contract.PREDICT_HANDLER}", "latency_p95_seconds", 2.5),
     ],
 )
 def test_alert_thresholds_are_drawn(title: str, field: str, value: float) -> None:

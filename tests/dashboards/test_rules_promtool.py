@@ -114,25 +114,30 @@ RENDERED = {
     alerts.ALERT_SERVER_DOWN: {
         "summary": f"Model server {INSTANCE} is down",
         "description": f"Prometheus cannot scrape {INSTANCE} (job model-server); it has been down for 1m.",
+        "runbook_url": "/d/model-monitoring-runbooks?viewPanel=1",
     },
     alerts.ALERT_HIGH_ERROR_RATE: {
         "summary": "Model server answers too many requests with 5xx",
         "description": "10% of model API requests failed with a 5xx status over the last 5m "
         "(threshold 5.00%); 4xx are excluded.",
+        "runbook_url": "/d/model-monitoring-runbooks?viewPanel=2",
     },
     alerts.ALERT_HIGH_LATENCY: {
         "summary": "P95 latency of /predict is high",
         "description": "P95 latency of /predict is 875ms over the last 5m (threshold 0.5s).",
+        "runbook_url": "/d/model-monitoring-runbooks?viewPanel=3",
     },
     alerts.ALERT_PREDICTION_SHIFT: {
         "summary": "Median prediction moved against the same hour yesterday",
         "description": "The median prediction of the last hour differs by 0.350 from the median 24h earlier "
         "(threshold 0.15).",
+        "runbook_url": "/d/model-monitoring-runbooks?viewPanel=4",
     },
     alerts.ALERT_FEATURE_DRIFT: {
         "summary": "Feature f0 drifted from the training data",
         "description": "PSI of feature f0 over the last hour is 0.275 (threshold 0.25; reference: "
         "training deciles).",
+        "runbook_url": "/d/model-monitoring-runbooks?viewPanel=5",
     },
 }
 
@@ -145,12 +150,20 @@ def expected(name: str, labels: Mapping[str, str] = {}) -> dict:
     }
 
 
-def run_unit_tests(promtool: str, rule_files: Sequence[Path], tmp_path: Path, groups: list[dict]) -> None:
+def run_unit_tests(
+    promtool: str,
+    rule_files: Sequence[Path],
+    tmp_path: Path,
+    groups: list[dict],
+    evaluation_interval: str = "1m",
+) -> None:
     for group in groups:
         group.setdefault("interval", "1m")  # promtool 2.42 needs it per group
     suite = {
         "rule_files": [str(p) for p in rule_files],
-        "evaluation_interval": "1m",
+        "evaluation_interval": evaluation_interval,
+        # The alerts read recording rules: record first, as a steady Prometheus does between evaluations.
+        "group_eval_order": [alerts.RECORDING_GROUP_NAME, alerts.GROUP_NAME],
         "tests": groups,
     }
     path = tmp_path / "tests.yml"
@@ -173,8 +186,8 @@ def test_promtool_check_rules(promtool: str, rules: list[Path]) -> None:
     result = subprocess.run([promtool, "check", "rules", *map(str, rules)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {p.name for p in rules} == {"recording-rules.yml", "alert-rules.yml"}
-    assert "SUCCESS: 3 rules found" in result.stdout  # recording rules
-    assert "SUCCESS: 5 rules found" in result.stdout  # alerts
+    assert "SUCCESS: 17 rules found" in result.stdout  # recording rules: drift, median, 2 SLOs x 7 windows
+    assert "SUCCESS: 7 rules found" in result.stdout  # alerts
 
 
 def test_server_down(promtool: str, rules: list[Path], tmp_path: Path) -> None:

@@ -36,9 +36,14 @@ def test_documented_defaults() -> None:
         ("prediction_shift_threshold", 1.5, "0.0 < x < 1.0"),
         ("feature_drift_psi_threshold", 0, "x > 0.0"),
         ("feature_drift_psi_threshold", float("nan"), "x > 0.0"),
-        ("rate_window_seconds", 30, "60, 120"),
-        ("feature_drift_for_seconds", 90, "60, 120"),
-        ("server_down_for_seconds", 60.0, "60, 120"),
+        ("rate_window_seconds", 1, "at least 2"),
+        ("feature_drift_for_seconds", 90.5, "whole number of seconds"),
+        ("server_down_for_seconds", 60.0, "whole number of seconds"),
+        ("latency_p95_seconds", 0.3, "bucket bound"),
+        ("availability_slo", 0.3, "0 (off) or"),
+        ("latency_slo", 1.0, "0.5 <= x < 1"),
+        ("slo_window_divisor", 7, "divisor of 300"),
+        ("grafana_url", "example.com", "http"),
     ],
 )
 def test_invalid_values_name_the_field_and_the_range(field: str, value: object, allowed: str) -> None:

@@ -323,8 +323,11 @@ def test_rule_groups_are_valid_and_carry_the_contract_alerts(program):
                     referenced = model.get("expression", "").lstrip("$")
                     assert referenced in ref_ids, (rule["name"], model)
                 assert data["relativeTimeRange"]["to"] == 0
-            assert rule["labels"]["severity"] in ("critical", "warning")
-            assert {"summary", "description"} <= set(rule["annotations"])
+            if rule["name"] in (alerts.ALERT_AVAILABILITY_BURN, alerts.ALERT_LATENCY_BURN):
+                assert rule["labels"] == {}  # the query labels each series critical or warning
+            else:
+                assert rule["labels"]["severity"] in ("critical", "warning")
+            assert {"summary", "description", "runbook_url"} <= set(rule["annotations"])
             names.append(rule["name"])
     assert sorted(names) == sorted(
         [
@@ -333,14 +336,16 @@ def test_rule_groups_are_valid_and_carry_the_contract_alerts(program):
             alerts.ALERT_HIGH_LATENCY,
             alerts.ALERT_PREDICTION_SHIFT,
             alerts.ALERT_FEATURE_DRIFT,
+            alerts.ALERT_AVAILABILITY_BURN,
+            alerts.ALERT_LATENCY_BURN,
         ]
     )
 
 
 def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
-    custom = {"errorRateThreshold": "0.2", "latencyP95Seconds": "1.5", "alertEngine": "both"}
+    custom = {"errorRateThreshold": "0.2", "latencyP95Seconds": "2.5", "alertEngine": "both"}
     program = run_program(custom)
-    settings = AlertSettings(error_rate_threshold=0.2, latency_p95_seconds=1.5)
+    settings = AlertSettings(error_rate_threshold=0.2, latency_p95_seconds=2.5)
     rule_files = prometheus_rule_files(settings)
     uploads = {u["file"]: u["content"] for u in _container(program, "prometheus").plain_inputs["uploads"]}
     for name, text in rule_files.items():
@@ -356,7 +361,7 @@ def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
         if model.get("type") == "threshold"
     }
     assert grafana_thresholds[alerts.ALERT_HIGH_ERROR_RATE] == [0.2]
-    assert grafana_thresholds[alerts.ALERT_HIGH_LATENCY] == [1.5]
+    assert grafana_thresholds[alerts.ALERT_HIGH_LATENCY] == [2.5]
     assert grafana_thresholds[alerts.ALERT_FEATURE_DRIFT] == [0.25]  # untouched keys keep their default
     prometheus_exprs = {
         rule["alert"]: rule["expr"]
@@ -364,7 +369,7 @@ def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
         for rule in group["rules"]
     }
     assert prometheus_exprs[alerts.ALERT_HIGH_ERROR_RATE].endswith(" > 0.2")
-    assert prometheus_exprs[alerts.ALERT_HIGH_LATENCY].endswith(" > 1.5")
+    assert prometheus_exprs[alerts.ALERT_HIGH_LATENCY].endswith(" > 2.5")
 
 
 @pytest.mark.parametrize(

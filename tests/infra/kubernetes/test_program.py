@@ -148,19 +148,19 @@ def test_the_operator_selects_the_monitor_and_the_rules_by_its_release_label(pro
 @pytest.mark.parametrize("engine", ["grafana", "prometheus", "both"])
 def test_prometheus_rule_groups_equal_the_docker_rule_files(engine):
     base = GRAFANA if engine == "grafana" else KUBERNETES  # Grafana-only alerts need the Grafana API
-    program = run_program(base | {"alertEngine": engine, "latencyP95Seconds": "0.8"})
-    docker = run_program({"alertEngine": engine, "latencyP95Seconds": "0.8"})
+    program = run_program(base | {"alertEngine": engine, "latencyP95Seconds": "0.75"})
+    docker = run_program({"alertEngine": engine, "latencyP95Seconds": "0.75"})
     uploads = docker.one(CONTAINER, "prometheus").plain_inputs["uploads"]
     rule_files = sorted((u["file"], u["content"]) for u in uploads if "/rules/" in u["file"])
     docker_groups = [g for _, text in rule_files for g in yaml.safe_load(text)["groups"]]
     groups = _one(program, PROMETHEUS_RULE)["spec"]["groups"]
     assert groups == docker_groups
     names = {r.get("alert") for g in groups for r in g["rules"]} - {None}
-    expected = {a.name for a in alert_definitions(AlertSettings(latency_p95_seconds=0.8))}
+    expected = {a.name for a in alert_definitions(AlertSettings(latency_p95_seconds=0.75))}
     assert names == (set() if engine == "grafana" else expected)
     assert {r.get("record") for g in groups for r in g["rules"]} - {None}  # recording rules always
     # The files are the ones `python -m dashboards export` writes: one function builds both.
-    exported = prometheus_rule_files(AlertSettings(latency_p95_seconds=0.8), alert_rules=engine != "grafana")
+    exported = prometheus_rule_files(AlertSettings(latency_p95_seconds=0.75), alert_rules=engine != "grafana")
     assert sorted(exported.values()) == sorted(text for _, text in rule_files)
 
 
