@@ -4,7 +4,14 @@ from pathlib import Path
 
 from dashboards.alerts import prometheus_rule_files
 from dashboards.dashboard import dashboard_json
-from dashboards.settings import DASHBOARD_UID, DATASOURCE_UID, DEFAULT_SETTINGS, AlertSettings
+from dashboards.runbooks import runbooks_dashboard_json
+from dashboards.settings import (
+    DASHBOARD_UID,
+    DATASOURCE_UID,
+    DEFAULT_SETTINGS,
+    RUNBOOKS_DASHBOARD_UID,
+    AlertSettings,
+)
 
 
 def export(
@@ -15,6 +22,7 @@ def export(
     out = Path(out_dir)
     files = {Path("prometheus", name): text for name, text in prometheus_rule_files(settings).items()}
     files[Path("grafana", f"{DASHBOARD_UID}.json")] = dashboard_json(datasource_uid, settings)
+    files[Path("grafana", f"{RUNBOOKS_DASHBOARD_UID}.json")] = runbooks_dashboard_json()
     written = []
     for relative, text in sorted(files.items()):
         path = out / relative

@@ -9,6 +9,7 @@ import pulumiverse_grafana as grafana
 
 from dashboards.alerts import grafana_rule_groups
 from dashboards.dashboard import dashboard_json
+from dashboards.runbooks import runbooks_dashboard_json
 from dashboards.settings import DATASOURCE_UID, AlertSettings
 
 FOLDER_UID = "model-monitoring"
@@ -43,6 +44,7 @@ class GrafanaContent(pulumi.ComponentResource):
     data_source: grafana.oss.DataSource
     folder: grafana.oss.Folder
     dashboard: grafana.oss.Dashboard
+    runbooks_dashboard: grafana.oss.Dashboard
     rule_groups: list[grafana.alerting.RuleGroup]
     contact_point: grafana.alerting.ContactPoint | None
     notification_policy: grafana.alerting.NotificationPolicy | None
@@ -91,6 +93,14 @@ class GrafanaContent(pulumi.ComponentResource):
             folder=self.folder.uid,
             overwrite=True,
             opts=after_data_source,
+        )
+        # The alerts' runbook_url points at its panels (one per alert) unless runbookBaseUrl is set.
+        self.runbooks_dashboard = grafana.oss.Dashboard(
+            f"{name}-runbooks",
+            config_json=runbooks_dashboard_json(),
+            folder=self.folder.uid,
+            overwrite=True,
+            opts=child,
         )
         self.dashboard_url = self.dashboard.uid.apply(lambda uid: f"{args.grafana_url}/d/{uid}")
 

@@ -88,12 +88,13 @@ def test_cli_export_writes_rules_and_dashboard(tmp_path: Path) -> None:
         "prometheus/recording-rules.yml",
         "prometheus/alert-rules.yml",
         f"grafana/{DASHBOARD_UID}.json",
+        "grafana/model-monitoring-runbooks.json",
     }
     for name, content in files.items():
         if name.endswith(".yml"):
             assert yaml.safe_load(content)["groups"]
         else:
-            assert json.loads(content)["uid"] == DASHBOARD_UID
+            assert json.loads(content)["uid"] == Path(name).stem
     assert sorted(result.stdout.split()) == sorted(str(tmp_path / "out" / n) for n in files)
 
 
