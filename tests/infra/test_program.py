@@ -285,14 +285,17 @@ def test_data_source_has_the_fixed_uid_and_the_scrape_interval(program):
 
 
 def test_every_panel_and_every_alert_query_uses_the_data_source_uid(program):
-    dashboard = json.loads(program.one(DASHBOARD).inputs["configJson"])
+    dashboard = json.loads(program.one(DASHBOARD, "grafana-content-dashboard").inputs["configJson"])
     panels = [p for p in _walk(dashboard.get("panels", [])) if "targets" in p]
     assert panels
     for panel in panels:
         assert panel["datasource"]["uid"] == DATASOURCE_UID, panel.get("title")
         for target in panel["targets"]:
             assert target.get("datasource", {"uid": DATASOURCE_UID})["uid"] == DATASOURCE_UID
-    assert program.one(DASHBOARD).inputs["folder"] == program.one(FOLDER).outputs["uid"]
+    assert (
+        program.one(DASHBOARD, "grafana-content-dashboard").inputs["folder"]
+        == program.one(FOLDER).outputs["uid"]
+    )
 
     groups = program.of_type(RULE_GROUP)
     assert groups
@@ -351,7 +354,10 @@ def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
     for name, text in rule_files.items():
         assert uploads[f"/etc/prometheus/rules/{name}"] == text
     default = run_program()
-    assert program.one(DASHBOARD).inputs["configJson"] != default.one(DASHBOARD).inputs["configJson"]
+    assert (
+        program.one(DASHBOARD, "grafana-content-dashboard").inputs["configJson"]
+        != default.one(DASHBOARD, "grafana-content-dashboard").inputs["configJson"]
+    )
     # The threshold node's parameter of each Grafana rule, and the comparison in each Prometheus rule.
     grafana_thresholds = {
         rule["name"]: model["conditions"][0]["evaluator"]["params"]
@@ -519,3 +525,9 @@ def test_program_runs_like_the_language_host_runs_it(monkeypatch):
     assert seen
     # cwd infra/ and no repository root on sys.path: the program only imports installed packages.
     assert set(seen) == {(str(PROJECT_ROOT / "infra"), False)}
+
+
+def test_runbooks_dashboard_lives_beside_the_dashboard(program):
+    runbooks = program.one(DASHBOARD, "grafana-content-runbooks")
+    assert json.loads(runbooks.inputs["configJson"])["uid"] == "model-monitoring-runbooks"
+    assert runbooks.inputs["folder"] == program.one(FOLDER).outputs["uid"]

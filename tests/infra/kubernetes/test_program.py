@@ -290,7 +290,7 @@ def test_with_grafana_url_the_same_grafana_content_goes_through_its_api():
     source = program.one(DATA_SOURCE)
     assert source.inputs["uid"] == DATASOURCE_UID
     assert source.inputs["url"] == "http://kube-prometheus-stack-prometheus.model-monitoring.svc:9090"
-    dashboard = program.one(DASHBOARD)
+    dashboard = program.one(DASHBOARD, "grafana-content-dashboard")
     assert dashboard.inputs["configJson"] == dashboard_json(DATASOURCE_UID, AlertSettings())
     assert program.of_type(RULE_GROUP)  # alertEngine both: Grafana-managed rules too
     assert program.outputs["dashboardUrl"].startswith("https://grafana.example.com/d/")
