@@ -333,9 +333,32 @@ KEYS: tuple[_Key, ...] = (
     _Key("alertEngine", "alert_engine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
     _Key("webhookUrl", "webhook_url", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
     _threshold("errorRateThreshold", "error_rate_threshold", "a share of 5xx responses, 0 < x < 1"),
-    _threshold("latencyP95Seconds", "latency_p95_seconds", "seconds, x > 0"),
+    _threshold(
+        "latencyP95Seconds",
+        "latency_p95_seconds",
+        "a bucket bound of model_request_duration_seconds in seconds (0.005 ... 10; default 0.5)",
+    ),
     _threshold("predictionShiftThreshold", "prediction_shift_threshold", "0 < x < 1"),
     _threshold("featureDriftPsiThreshold", "feature_drift_psi_threshold", "a PSI value, x > 0"),
+    _threshold(
+        "availabilitySlo",
+        "availability_slo",
+        "0 (off) or 0.5 <= x < 1: the share of model API requests not answered with 5xx",
+    ),
+    _threshold(
+        "latencySlo",
+        "latency_slo",
+        "0 (off) or 0.5 <= x < 1: the share of /predict requests faster than latencyP95Seconds",
+    ),
+    _Key(
+        "runbookBaseUrl",
+        "runbook_base_url",
+        "",
+        _url,
+        "empty (runbook_url links open the stack's Runbooks dashboard) or the http(s):// URL of "
+        "docs/runbooks, e.g. the repository's web URL (links become <url>/<AlertName>.md)",
+        alert_setting=True,
+    ),
     # Long-term storage (both targets; on kubernetes only with installPrometheusOperator).
     _Key(
         "prometheusRemoteWriteUrl",

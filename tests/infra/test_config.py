@@ -104,6 +104,11 @@ def test_ipv6_bind_address_gives_bracketed_urls():
         ("latencyP95Seconds", "-1"),
         ("predictionShiftThreshold", "1"),
         ("featureDriftPsiThreshold", "zero"),
+        ("latencyP95Seconds", "0.6"),  # not a bucket bound: the latency SLO could not count it
+        ("availabilitySlo", "0.3"),
+        ("availabilitySlo", "1"),
+        ("latencySlo", "99"),
+        ("runbookBaseUrl", "docs/runbooks"),
     ],
 )
 def test_each_invalid_value_names_the_key_and_its_allowed_values(key, value):
@@ -281,3 +286,18 @@ def test_memory_quantities(text, size):
 def test_memory_quantities_reject_malformed(text):
     with pytest.raises(ValueError, match=f"^{re.escape(text)}$"):
         memory_bytes(text)
+
+
+def test_slo_and_runbook_keys_reach_the_alert_settings():
+    from infra.config import parse_settings
+
+    settings = parse_settings(
+        {
+            "availabilitySlo": "0",
+            "latencySlo": "0.95",
+            "runbookBaseUrl": "https://git.example.com/r/docs/runbooks",
+        }
+    )
+    assert settings.alerts.availability_slo == 0
+    assert settings.alerts.latency_slo == 0.95
+    assert settings.alerts.runbook_base_url == "https://git.example.com/r/docs/runbooks"
