@@ -68,7 +68,7 @@ class Stack:
         return [c for c in self.program.of_type(CONTAINER) if c.plain_inputs["image"] == digest]
 
     def dashboard(self) -> dict:
-        return json.loads(self.program.one(DASHBOARD).plain_inputs["configJson"])
+        return json.loads(self.program.one(DASHBOARD, "grafana-content-dashboard").plain_inputs["configJson"])
 
 
 @pytest.fixture(scope="module")
