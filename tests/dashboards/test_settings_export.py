@@ -13,8 +13,7 @@ import yaml
 
 from dashboards.export import export
 from dashboards.settings import DASHBOARD_UID, DATASOURCE_UID, AlertSettings, promql_duration
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support import HASH_SEEDS, PROJECT_ROOT
 
 
 def test_documented_defaults() -> None:
@@ -68,7 +67,7 @@ def run_cli(*args: str, seed: str = "0") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONHASHSEED": seed}
     return subprocess.run(
         [sys.executable, "-m", "dashboards", *args],
-        cwd=REPO,
+        cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -100,10 +99,11 @@ def test_cli_export_writes_rules_and_dashboard(tmp_path: Path) -> None:
 
 def test_exports_are_byte_identical(tmp_path: Path) -> None:
     """Two exports (different hash seeds, in-process and CLI) produce the same bytes."""
-    assert run_cli("export", "--out", str(tmp_path / "a"), seed="1").returncode == 0
-    assert run_cli("export", "--out", str(tmp_path / "b"), seed="2").returncode == 0
-    export(tmp_path / "c")
-    assert tree(tmp_path / "a") == tree(tmp_path / "b") == tree(tmp_path / "c")
+    export(tmp_path / "in-process")
+    expected = tree(tmp_path / "in-process")
+    for seed in HASH_SEEDS:
+        assert run_cli("export", "--out", str(tmp_path / seed), seed=seed).returncode == 0
+        assert tree(tmp_path / seed) == expected, f"PYTHONHASHSEED={seed}"
 
 
 def test_cli_overrides_thresholds_and_datasource(tmp_path: Path) -> None:

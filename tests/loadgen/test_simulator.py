@@ -40,6 +40,7 @@ from loadgen.simulator import (
 from server import contract
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
+from tests.support import PROJECT_ROOT
 from tests.support.net import free_port, wait_for
 from tests.support.prometheus import (
     RunningPrometheus,
@@ -53,7 +54,6 @@ from tests.support.server import RunningServer, running_server
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parents[2]
 THRESHOLDS = AlertSettings()
 MODEL = load_model(DEFAULT_MODEL_PATH)
 FEATURES = list(MODEL.feature_names)
@@ -326,7 +326,7 @@ def test_cli_reports_progress_and_stops_by_itself(chaos_server: RunningServer) -
             "--seed",
             "1",
         ],
-        cwd=REPO,
+        cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
