@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pulumi
 
+from dashboards.notifications import Routing, notification_routing
 from dashboards.settings import DEFAULT_SETTINGS, AlertSettings
 
 NAMESPACE = "model-monitoring"
@@ -331,7 +332,32 @@ KEYS: tuple[_Key, ...] = (
         targets=DOCKER_ONLY,
     ),
     _Key("alertEngine", "alert_engine", "both", _choice(*ALERT_ENGINES), " | ".join(ALERT_ENGINES)),
-    _Key("webhookUrl", "webhook_url", "", _webhook_url, "empty (no notifications) or an http(s):// URL"),
+    _Key(
+        "webhookUrl",
+        "webhook_url",
+        "",
+        _webhook_url,
+        "empty (no catch-all notifications) or an http(s):// URL: the catch-all receiver (what neither "
+        "pagerWebhookUrl nor ticketWebhookUrl takes)",
+    ),
+    _Key(
+        "pagerWebhookUrl",
+        "pager_webhook_url",
+        None,
+        _webhook_url,
+        "unset, or a secret http(s):// URL that receives the severity=critical alerts, "
+        "set with `pulumi config set --secret pagerWebhookUrl ...`",
+        secret=True,
+    ),
+    _Key(
+        "ticketWebhookUrl",
+        "ticket_webhook_url",
+        None,
+        _webhook_url,
+        "unset, or a secret http(s):// URL that receives the severity=warning alerts, "
+        "set with `pulumi config set --secret ticketWebhookUrl ...`",
+        secret=True,
+    ),
     _threshold("errorRateThreshold", "error_rate_threshold", "a share of 5xx responses, 0 < x < 1"),
     _threshold(
         "latencyP95Seconds",
@@ -583,6 +609,8 @@ class StackSettings:
     # Secrets: kept out of repr so they never reach a log.
     grafana_admin_password: str | None = field(default=None, repr=False)
     webhook_url: str = field(default="", repr=False)
+    pager_webhook_url: str | None = field(default=None, repr=False)
+    ticket_webhook_url: str | None = field(default=None, repr=False)
     prometheus_remote_write_password: str | None = field(default=None, repr=False)
     prometheus_remote_write_bearer_token: str | None = field(default=None, repr=False)
     kubeconfig: str | None = field(default=None, repr=False)
@@ -608,6 +636,13 @@ class StackSettings:
     def prometheus_alert_rules(self) -> bool:
         """Prometheus evaluates the alert rules too (it always evaluates the recording rules)."""
         return self.alert_engine in ("prometheus", "both")
+
+    @property
+    def notification_routing(self) -> Routing:
+        """Where notifications go (Grafana's policy and Alertmanager's route tree, the same routing)."""
+        return notification_routing(
+            self.pager_webhook_url or "", self.ticket_webhook_url or "", self.webhook_url
+        )
 
     def model_server_host_ports(self) -> list[int]:
         return [self.model_server_host_port + i for i in range(self.model_server_replicas)]
@@ -647,7 +682,8 @@ def parse_settings(
         except ValueError:
             errors.append(_error(key.name, text))
             continue
-        if key.secret and key.name not in secret_keys:
+        # An empty value holds no secret, so it may be stored in plain text.
+        if key.secret and text and key.name not in secret_keys:
             errors.append(_error(key.name, text, " (stored in plain text)"))
 
     for key in KEYS:
@@ -731,11 +767,12 @@ def _target_conflicts(raw: Mapping[str, str], values: Mapping[str, Any]) -> list
                     f"{NAMESPACE}:alertEngine = 'grafana' needs grafanaUrl on target kubernetes "
                     "(without it alerts go only through the PrometheusRule): use prometheus or both"
                 )
-            if _is_set(raw, values, "webhookUrl"):
-                errors.append(
-                    f"{NAMESPACE}:webhookUrl needs grafanaUrl on target kubernetes (Grafana sends the "
-                    "notifications); without it route alerts with the cluster's Alertmanager"
-                )
+            for name in ("webhookUrl", "pagerWebhookUrl", "ticketWebhookUrl"):
+                if _is_set(raw, values, name) and values[name]:
+                    errors.append(
+                        f"{NAMESPACE}:{name} needs grafanaUrl on target kubernetes (Grafana sends the "
+                        "notifications); without it route alerts with the cluster's Alertmanager"
+                    )
         errors += _kubernetes_bounds(values)
     return errors
 

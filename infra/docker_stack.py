@@ -77,7 +77,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             scrape_interval=settings.scrape_interval,
             alerts=settings.alerts,
             alert_rules=settings.grafana_alert_rules,
-            webhook_url=settings.webhook_url or None,
+            routing=settings.notification_routing,
         ),
     )
 

@@ -1,4 +1,5 @@
-"""GrafanaContent: data source, folder, dashboard, alert rules and an optional webhook via the Grafana API."""
+"""GrafanaContent: data source, folder, dashboards, alert rules and the notification routing (contact points
+and the notification policy) via the Grafana API."""
 
 import json
 import re
@@ -9,15 +10,18 @@ import pulumiverse_grafana as grafana
 
 from dashboards.alerts import grafana_rule_groups
 from dashboards.dashboard import dashboard_json
+from dashboards.notifications import GROUP_BY, Routing
 from dashboards.runbooks import runbooks_dashboard_json
 from dashboards.settings import DATASOURCE_UID, AlertSettings
 
 FOLDER_UID = "model-monitoring"
 FOLDER_TITLE = "Model monitoring"
 DATASOURCE_NAME = "Prometheus (model monitoring)"
-CONTACT_POINT_NAME = "model-monitoring-webhook"
-# Alerts are grouped per rule and folder, so one notification names one problem.
-_GROUP_BY = ["alertname", "grafana_folder"]
+# Every Grafana has this contact point (an e-mail to a placeholder address): the root of the policy when
+# no catch-all webhook is configured, i.e. Grafana's own default for what no severity route takes.
+GRAFANA_DEFAULT_CONTACT_POINT = "grafana-default-email"
+# The routing's grouping plus Grafana's folder label.
+_GROUP_BY = [*GROUP_BY, "grafana_folder"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class GrafanaContentArgs:
     scrape_interval: str
     alerts: AlertSettings
     alert_rules: bool  # Grafana-managed alert rules
-    webhook_url: pulumi.Input[str] | None  # None: no contact point / notification policy
+    routing: Routing  # no webhook URL at all: no contact point, no notification policy
 
 
 def _slug(text: str) -> str:
@@ -46,7 +50,7 @@ class GrafanaContent(pulumi.ComponentResource):
     dashboard: grafana.oss.Dashboard
     runbooks_dashboard: grafana.oss.Dashboard
     rule_groups: list[grafana.alerting.RuleGroup]
-    contact_point: grafana.alerting.ContactPoint | None
+    contact_points: dict[str, grafana.alerting.ContactPoint]  # receiver name -> its contact point
     notification_policy: grafana.alerting.NotificationPolicy | None
     dashboard_url: pulumi.Output[str]
 
@@ -116,25 +120,40 @@ class GrafanaContent(pulumi.ComponentResource):
                     )
                 )
 
-        self.contact_point = None
+        self.contact_points = {}
         self.notification_policy = None
-        if args.webhook_url is not None:
-            self.contact_point = grafana.alerting.ContactPoint(
-                f"{name}-webhook",
-                name=CONTACT_POINT_NAME,
-                webhooks=[
-                    grafana.alerting.ContactPointWebhookArgs(url=pulumi.Output.secret(args.webhook_url))
-                ],
-                opts=child,
-            )
-            # One policy per organisation: this stack owns the root policy of its own Grafana.
+        routing = args.routing
+        if routing.sends_anything:
+            for receiver in routing.receivers:
+                if receiver.url:
+                    self.contact_points[receiver.name] = grafana.alerting.ContactPoint(
+                        f"{name}-{receiver.name.removeprefix('model-monitoring-')}",
+                        name=receiver.name,
+                        webhooks=[
+                            grafana.alerting.ContactPointWebhookArgs(url=pulumi.Output.secret(receiver.url))
+                        ],
+                        opts=child,
+                    )
+            names = {r: point.name for r, point in self.contact_points.items()}
+            # One policy per organisation: this stack owns the root policy of its Grafana.
             self.notification_policy = grafana.alerting.NotificationPolicy(
                 f"{name}-notification-policy",
-                contact_point=self.contact_point.name,
+                contact_point=names.get(routing.catch_all.name, GRAFANA_DEFAULT_CONTACT_POINT),
                 group_bies=_GROUP_BY,
-                group_wait="30s",
-                group_interval="5m",
-                repeat_interval="4h",
+                policies=[
+                    grafana.alerting.NotificationPolicyPolicyArgs(
+                        contact_point=names[route.receiver],
+                        matchers=[
+                            grafana.alerting.NotificationPolicyPolicyMatcherArgs(
+                                label=label, match=operator, value=value
+                            )
+                            for label, operator, value in [route.matcher]
+                        ],
+                        group_bies=_GROUP_BY,
+                    )
+                    for route in routing.routes
+                ],
+                **routing.timing,
                 opts=child,
             )
 

@@ -88,9 +88,12 @@ def test_cli_export_writes_rules_and_dashboard(tmp_path: Path) -> None:
         "prometheus/alert-rules.yml",
         f"grafana/{DASHBOARD_UID}.json",
         "grafana/model-monitoring-runbooks.json",
+        "alertmanager/alertmanager.yml",
     }
     for name, content in files.items():
-        if name.endswith(".yml"):
+        if name.startswith("alertmanager/"):
+            assert yaml.safe_load(content)["route"]["receiver"]  # checked by amtool in test_notifications
+        elif name.endswith(".yml"):
             assert yaml.safe_load(content)["groups"]
         else:
             assert json.loads(content)["uid"] == Path(name).stem

@@ -147,6 +147,39 @@ def test_admin_password_must_be_a_strong_secret_and_is_never_echoed():
     assert "long-enough-pass" not in plain
 
 
+@pytest.mark.parametrize("key", ["pagerWebhookUrl", "ticketWebhookUrl"])
+def test_severity_webhooks_are_secrets_never_echoed(key):
+    url = "https://hooks.example.com/services/T0/B0/tok3n"
+    plain = _error({key: url})
+    assert f"model-monitoring:{key} = <secret> is invalid (stored in plain text)" in plain
+    assert "tok3n" not in plain
+    bad = _error({key: "hooks.example.com/tok3n"}, frozenset({key}))
+    assert f"model-monitoring:{key} = <secret> is invalid" in bad
+    assert "tok3n" not in bad
+    settings = parse_settings({key: url}, frozenset({key}))
+    assert "tok3n" not in repr(settings)
+    # Empty holds nothing secret: allowed in plain text, and means "no such route".
+    assert parse_settings({key: ""}).notification_routing.routes == ()
+
+
+def test_notification_routing_from_the_three_webhook_keys():
+    secrets = frozenset({"pagerWebhookUrl", "ticketWebhookUrl"})
+    pager, ticket, catch_all = "https://p.example/1", "https://t.example/2", "https://c.example/3"
+    routing = parse_settings(
+        {"pagerWebhookUrl": pager, "ticketWebhookUrl": ticket, "webhookUrl": catch_all}, secrets
+    ).notification_routing
+    assert [(str(r.severity), r.receiver) for r in routing.routes] == [
+        ("critical", "model-monitoring-pager"),
+        ("warning", "model-monitoring-ticket"),
+    ]
+    assert {r.name: r.url for r in routing.receivers} == {
+        "model-monitoring-webhook": catch_all,
+        "model-monitoring-pager": pager,
+        "model-monitoring-ticket": ticket,
+    }
+    assert not parse_settings({}).notification_routing.sends_anything
+
+
 def test_settings_are_frozen():
     settings = parse_settings({})
     assert isinstance(settings, StackSettings)
@@ -237,6 +270,11 @@ def test_a_kubernetes_secret_on_the_docker_target_is_refused():
         (KUBERNETES | {"imageRegistryUsername": "robot"}, "imageRegistryUsername needs"),
         (KUBERNETES | {"grafanaAuth": "admin:x"}, "grafanaAuth needs model-monitoring:grafanaUrl"),
         (KUBERNETES | {"webhookUrl": "https://hooks.example.com/x"}, "webhookUrl needs grafanaUrl"),
+        (KUBERNETES | {"pagerWebhookUrl": "https://hooks.example.com/p"}, "pagerWebhookUrl needs grafanaUrl"),
+        (
+            KUBERNETES | {"ticketWebhookUrl": "https://hooks.example.com/t"},
+            "ticketWebhookUrl needs grafanaUrl",
+        ),
         (KUBERNETES | {"prometheusOperatorRelease": "x" * 54}, "prometheusOperatorRelease = "),
         ({"target": "swarm"}, "target = 'swarm' is invalid"),
     ],

@@ -407,7 +407,45 @@ def test_webhook_resources_only_when_a_webhook_url_is_configured(program):
     policy = notified.one(NOTIFICATION_POLICY)
     assert policy.inputs["contactPoint"] == contact_point.outputs["name"]
     assert contact_point.urn in policy.depends_on
+    assert policy.inputs.get("policies", []) == []
     assert WEBHOOK not in json.dumps(notified.outputs)
+
+
+def test_severity_routes_become_contact_points_and_policy_matchers():
+    pager, ticket = WEBHOOK + "-pager", WEBHOOK + "-ticket"
+    notified = run_program({"pagerWebhookUrl": pager, "ticketWebhookUrl": ticket, "webhookUrl": WEBHOOK})
+    points = {p.inputs["name"]: p for p in notified.of_type(CONTACT_POINT)}
+    assert {name: reveal(p.inputs["webhooks"]) for name, p in points.items()} == {
+        "model-monitoring-pager": [{"url": pager}],
+        "model-monitoring-ticket": [{"url": ticket}],
+        "model-monitoring-webhook": [{"url": WEBHOOK}],
+    }
+    assert all(contains_secret(p.inputs["webhooks"]) for p in points.values())
+    policy = notified.one(NOTIFICATION_POLICY)
+    assert policy.inputs["contactPoint"] == "model-monitoring-webhook"
+    routes = [
+        (p["contactPoint"], [(m["label"], m["match"], m["value"]) for m in p["matchers"]])
+        for p in policy.inputs["policies"]
+    ]
+    assert routes == [
+        ("model-monitoring-pager", [("severity", "=", "critical")]),
+        ("model-monitoring-ticket", [("severity", "=", "warning")]),
+    ]
+    assert {points[name].urn for name, _ in routes} <= set(policy.depends_on)
+    assert policy.inputs["groupBies"] == ["alertname", "grafana_folder"]
+    assert all(p["groupBies"] == policy.inputs["groupBies"] for p in policy.inputs["policies"])
+    assert (policy.inputs["groupWait"], policy.inputs["repeatInterval"]) == ("30s", "4h")
+    # Secrets stay out of every non-contact-point input and every output.
+    assert pager not in json.dumps([r.plain_inputs for r in notified.resources if r.type_ != CONTACT_POINT])
+    assert pager not in json.dumps(notified.outputs)
+
+
+def test_without_a_catch_all_the_policy_root_stays_grafanas_default():
+    notified = run_program({"pagerWebhookUrl": WEBHOOK})
+    assert [p.inputs["name"] for p in notified.of_type(CONTACT_POINT)] == ["model-monitoring-pager"]
+    policy = notified.one(NOTIFICATION_POLICY)
+    assert policy.inputs["contactPoint"] == "grafana-default-email"
+    assert [p["contactPoint"] for p in policy.inputs["policies"]] == ["model-monitoring-pager"]
 
 
 def test_outputs_point_at_the_published_ports(program):

@@ -66,6 +66,8 @@ SECRET_KEYS = frozenset(
     {
         "grafanaAdminPassword",
         "webhookUrl",
+        "pagerWebhookUrl",
+        "ticketWebhookUrl",
         "prometheusRemoteWritePassword",
         "prometheusRemoteWriteBearerToken",
         "kubeconfig",
