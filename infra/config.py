@@ -324,6 +324,22 @@ KEYS: tuple[_Key, ...] = (
         targets=DOCKER_ONLY,
     ),
     _Key(
+        "alertmanagerImage",
+        "alertmanager_image",
+        "prom/alertmanager:v0.28.1",
+        _image,
+        "an image reference such as prom/alertmanager:v0.28.1 (alertEngine prometheus or both)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "alertmanagerHostPort",
+        "alertmanager_host_port",
+        "9093",
+        _integer(1, 65535),
+        "a port 1-65535",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
         "bindAddress",
         "bind_address",
         "127.0.0.1",
@@ -586,6 +602,8 @@ class StackSettings:
     grafana_image: str
     grafana_host_port: int
     grafana_admin_user: str
+    alertmanager_image: str
+    alertmanager_host_port: int
     bind_address: str
     alert_engine: str
     alerts: AlertSettings
@@ -791,10 +809,13 @@ def _kubernetes_bounds(values: Mapping[str, Any]) -> list[str]:
     return errors
 
 
+_SERVICE_PORT_KEYS = ("prometheusHostPort", "grafanaHostPort", "alertmanagerHostPort")
+
+
 def _port_conflicts(values: Mapping[str, Any]) -> list[str]:
     if not all(
         isinstance(values.get(k), int)
-        for k in ("modelServerHostPort", "modelServerReplicas", "prometheusHostPort", "grafanaHostPort")
+        for k in (*_SERVICE_PORT_KEYS, "modelServerHostPort", "modelServerReplicas")
     ):
         return []  # already reported
     first, replicas = values["modelServerHostPort"], values["modelServerReplicas"]
@@ -806,15 +827,14 @@ def _port_conflicts(values: Mapping[str, Any]) -> list[str]:
                 "modelServerHostPort", str(first), f" (replica ports {first}-{model_ports[-1]} exceed 65535)"
             )
         )
-    for key in ("prometheusHostPort", "grafanaHostPort"):
+    for i, key in enumerate(_SERVICE_PORT_KEYS):
         port = values[key]
         if port in model_ports:
             detail = f" (collides with the model-server ports {first}-{model_ports[-1]})"
             errors.append(_error(key, str(port), detail))
-    if values["prometheusHostPort"] == values["grafanaHostPort"]:
-        errors.append(
-            _error("grafanaHostPort", str(values["grafanaHostPort"]), " (same as prometheusHostPort)")
-        )
+        for other in _SERVICE_PORT_KEYS[:i]:
+            if port == values[other]:
+                errors.append(_error(key, str(port), f" (same as {other})"))
     return errors
 
 

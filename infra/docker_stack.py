@@ -6,7 +6,8 @@ import pulumi
 import pulumi_docker as docker
 
 from dashboards.alerts import prometheus_rule_files
-from infra import remote_write
+from infra import alertmanager, remote_write
+from infra.alertmanager import Alertmanager, AlertmanagerArgs
 from infra.config import StackSettings
 from infra.grafana import Grafana, GrafanaArgs
 from infra.grafana_content import GrafanaContent, GrafanaContentArgs
@@ -37,6 +38,22 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
         ),
     )
 
+    # Prometheus-evaluated alerts notify through Alertmanager (Grafana-managed ones through Grafana).
+    alertmanager_url = f"http://{host}:{settings.alertmanager_host_port}"
+    if settings.prometheus_alert_rules:
+        Alertmanager(
+            "alertmanager",
+            AlertmanagerArgs(
+                name_prefix=settings.name_prefix,
+                network_name=network.name,
+                image=settings.alertmanager_image,
+                bind_address=settings.bind_address,
+                host_port=settings.alertmanager_host_port,
+                url=alertmanager_url,
+                routing=settings.notification_routing,
+            ),
+        )
+
     Prometheus(
         "prometheus",
         PrometheusArgs(
@@ -50,6 +67,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             scrape_targets=[f"{alias}:{contract.SERVER_PORT}" for alias in model_server.aliases],
             rule_files=prometheus_rule_files(settings.alerts, alert_rules=settings.prometheus_alert_rules),
             remote_write=remote_write.from_settings(settings),
+            alertmanagers=[alertmanager.internal_target()] if settings.prometheus_alert_rules else [],
         ),
     )
 
@@ -81,7 +99,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
         ),
     )
 
-    return {
+    outputs: dict[str, pulumi.Input] = {
         "grafanaUrl": grafana_url,
         "prometheusUrl": f"http://{host}:{settings.prometheus_host_port}",
         "modelServerUrl": f"http://{host}:{settings.model_server_host_port}",
@@ -91,3 +109,6 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
         "grafanaAdminPassword": grafana.admin_password,
         "modelServerImage": model_server.image_digest,
     }
+    if settings.prometheus_alert_rules:
+        outputs["alertmanagerUrl"] = alertmanager_url
+    return outputs

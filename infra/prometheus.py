@@ -42,9 +42,11 @@ def scrape_config(
     scrape_interval: str,
     rule_files: Sequence[str],
     remote_write: RemoteWrite | None = None,
+    alertmanagers: Sequence[str] = (),
 ) -> str:
-    """prometheus.yml: one `model-server` job scraping `targets` (host:port), plus the rule files and the
-    optional remote_write destination (its credential read from REMOTE_WRITE_CREDENTIALS_FILE)."""
+    """prometheus.yml: one `model-server` job scraping `targets` (host:port), plus the rule files, the
+    Alertmanagers (host:port) firing alerts go to, and the optional remote_write destination (its
+    credential read from REMOTE_WRITE_CREDENTIALS_FILE)."""
     timeout = scrape_timeout(scrape_interval)
     document = {
         "global": {
@@ -61,6 +63,8 @@ def scrape_config(
             }
         ],
     }
+    if alertmanagers:
+        document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
     if remote_write is not None:
         document["remote_write"] = [remote_write.prometheus_config(str(REMOTE_WRITE_CREDENTIALS_FILE))]
     return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
@@ -87,6 +91,7 @@ class PrometheusArgs:
     # File name -> rule file YAML: the recording rules, and the alerts when Prometheus evaluates them.
     rule_files: Mapping[str, str]
     remote_write: RemoteWrite | None = None  # long-term storage
+    alertmanagers: Sequence[str] = ()  # "host:port" of the Alertmanagers alerts go to
 
 
 class Prometheus(pulumi.ComponentResource):
@@ -103,7 +108,11 @@ class Prometheus(pulumi.ComponentResource):
 
         self.rule_files = checked_rule_files(args.rule_files)
         self.config_yaml = scrape_config(
-            args.scrape_targets, args.scrape_interval, list(self.rule_files), args.remote_write
+            args.scrape_targets,
+            args.scrape_interval,
+            list(self.rule_files),
+            args.remote_write,
+            args.alertmanagers,
         )
         uploads = [docker.ContainerUploadArgs(file=str(CONFIG_FILE), content=self.config_yaml)] + [
             docker.ContainerUploadArgs(file=str(CONFIG_DIR / RULES_DIR / file_name), content=text)

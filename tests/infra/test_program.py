@@ -41,6 +41,7 @@ COMPONENTS = {
     "model-monitoring:index:Prometheus",
     "model-monitoring:index:Grafana",
     "model-monitoring:index:GrafanaContent",
+    "model-monitoring:index:Alertmanager",
 }
 WEBHOOK = "https://hooks.example.com/services/T000/B000/secret-token"
 
@@ -95,7 +96,8 @@ def test_components_own_their_resources_and_names_derive_from_the_component(prog
 def test_one_network_and_every_container_on_it(program):
     (network,) = program.of_type(NETWORK)
     containers = program.of_type(CONTAINER)
-    assert len(containers) == 2 + 2  # two model-server replicas (the default), Prometheus, Grafana
+    # Two model-server replicas (the default), Prometheus, Grafana, Alertmanager (alertEngine both).
+    assert len(containers) == 2 + 3
     for container in containers:
         (attachment,) = container.inputs["networksAdvanced"]
         assert attachment["name"] == network.outputs["name"] == "model-monitoring-dev"
@@ -123,6 +125,7 @@ def test_every_published_port_is_bound_to_the_bind_address(program):
         "model-server-1": (contract.SERVER_PORT, 8001),
         "prometheus": (9090, 9090),
         "grafana": (3000, 3000),
+        "alertmanager": (9093, 9093),
     }
     exposed = run_program({"bindAddress": "0.0.0.0"})
     assert {p["ip"] for c in exposed.of_type(CONTAINER) for p in c.inputs["ports"]} == {"0.0.0.0"}
@@ -135,7 +138,12 @@ def test_prometheus_and_grafana_keep_their_data_on_named_volumes(program):
     assert volumes == {
         "prometheus-data": "model-monitoring-dev-prometheus-data",
         "grafana-data": "model-monitoring-dev-grafana-data",
+        "alertmanager-data": "model-monitoring-dev-alertmanager-data",
     }
+    assert _container(program, "alertmanager").inputs["volumes"] == [
+        {"volumeName": volumes["alertmanager-data"], "containerPath": "/alertmanager"}
+    ]
+    assert "--storage.path=/alertmanager" in _container(program, "alertmanager").inputs["command"]
     assert _container(program, "prometheus").inputs["volumes"] == [
         {"volumeName": volumes["prometheus-data"], "containerPath": "/prometheus"}
     ]
@@ -198,7 +206,8 @@ def test_build_ca_file_reaches_the_image_build_only_when_set(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("component", "key"), [("prometheus", "prometheusImage"), ("grafana", "grafanaImage")]
+    ("component", "key"),
+    [("prometheus", "prometheusImage"), ("grafana", "grafanaImage"), ("alertmanager", "alertmanagerImage")],
 )
 def test_service_images_are_pulled_once_and_run_by_id(component, key):
     program = run_program({key: f"registry.local/mirror/{component}:1.2.3"})
@@ -396,6 +405,38 @@ def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheu
     assert any("alert" in r for r in rules) is prometheus_rules
 
 
+@pytest.mark.parametrize(("engine", "deployed"), [("grafana", False), ("prometheus", True), ("both", True)])
+def test_alertmanager_runs_where_prometheus_alerts_and_prometheus_sends_to_it(engine, deployed):
+    program = run_program({"alertEngine": engine})
+    alerting = _prometheus_config(program).get("alerting")
+    if not deployed:
+        assert [c.name for c in program.of_type(CONTAINER) if c.name == "alertmanager"] == []
+        assert alerting is None
+        assert "alertmanagerUrl" not in program.outputs
+        return
+    container = _container(program, "alertmanager")
+    assert container.inputs["networksAdvanced"][0]["aliases"] == ["alertmanager"]
+    assert alerting == {"alertmanagers": [{"static_configs": [{"targets": ["alertmanager:9093"]}]}]}
+    assert "--web.external-url=http://127.0.0.1:9093" in container.inputs["command"]
+    assert "/-/healthy" in " ".join(container.inputs["healthcheck"]["tests"])
+
+
+def test_alertmanager_gets_the_same_routing_as_a_secret():
+    pager = WEBHOOK + "-pager"
+    program = run_program({"pagerWebhookUrl": pager, "alertEngine": "prometheus"})
+    container = _container(program, "alertmanager")
+    assert contains_secret(container.inputs["uploads"])  # the webhook URLs carry tokens
+    (plain,) = container.plain_inputs["uploads"]
+    assert plain["file"] == "/etc/alertmanager/alertmanager.yml"
+    config = yaml.safe_load(plain["content"])
+    assert config["route"]["routes"] == [
+        {"receiver": "model-monitoring-pager", "matchers": ['severity="critical"']}
+    ]
+    (hook,) = next(r for r in config["receivers"] if r["name"] == "model-monitoring-pager")["webhook_configs"]
+    assert hook["url"] == pager
+    assert pager not in json.dumps(program.outputs)
+
+
 def test_webhook_resources_only_when_a_webhook_url_is_configured(program):
     assert program.of_type(CONTACT_POINT) == []
     assert program.of_type(NOTIFICATION_POLICY) == []
@@ -435,8 +476,10 @@ def test_severity_routes_become_contact_points_and_policy_matchers():
     assert policy.inputs["groupBies"] == ["alertname", "grafana_folder"]
     assert all(p["groupBies"] == policy.inputs["groupBies"] for p in policy.inputs["policies"])
     assert (policy.inputs["groupWait"], policy.inputs["repeatInterval"]) == ("30s", "4h")
-    # Secrets stay out of every non-contact-point input and every output.
-    assert pager not in json.dumps([r.plain_inputs for r in notified.resources if r.type_ != CONTACT_POINT])
+    # Wherever the URL goes (contact points, Alertmanager's config) it goes as a secret.
+    carriers = [r.name for r in notified.resources if pager in json.dumps(r.plain_inputs)]
+    assert sorted(carriers) == ["alertmanager", "grafana-content-pager"]
+    assert contains_secret(notified.one(CONTAINER, "alertmanager").inputs["uploads"])
     assert pager not in json.dumps(notified.outputs)
 
 
@@ -455,6 +498,7 @@ def test_outputs_point_at_the_published_ports(program):
     assert program.outputs["dashboardUrl"] == "http://127.0.0.1:3000/d/model-monitoring"
     assert program.outputs["grafanaAdminUser"] == "admin"
     assert program.outputs["modelServerImage"].startswith("sha256:")
+    assert program.outputs["alertmanagerUrl"] == "http://127.0.0.1:9093"
 
 
 # --- config errors and determinism -----------------------------------------------------------------------
@@ -471,6 +515,7 @@ def test_outputs_point_at_the_published_ports(program):
         ("scrapeInterval", "fast", "a Prometheus duration"),
         ("webhookUrl", "ftp://example.com", "http(s)://"),
         ("prometheusHostPort", "8001", "a port 1-65535"),  # collides with replica 1
+        ("alertmanagerHostPort", "3000", "a port 1-65535"),  # same as grafanaHostPort
         ("modelServerReplica", "3", "allowed keys"),  # typo of modelServerReplicas
         ("modelServerWorkers", "0", "an integer from 1 to 16"),
         ("modelServerBuildCaFile", "/nonexistent/ca.pem", "a PEM file of extra CAs"),
