@@ -3,19 +3,33 @@
 # packages with debootstrap + `docker import` and kept until this recipe changes:
 #   model-monitoring/debian-python:bookworm  python3 + venv + CA certificates (the Dockerfile's BASE_IMAGE)
 #   model-monitoring/prometheus:bookworm     Debian's prometheus + wget; ENTRYPOINT prometheus, USER nobody
+#   model-monitoring/alertmanager:bookworm   Debian's prometheus-alertmanager + wget; ENTRYPOINT alertmanager,
+#                                            USER nobody
 # Usage: scripts/e2e-images.sh [--force]. Needs root, debootstrap and a Docker engine.
 # Env: DEBIAN_MIRROR (default: the host's apt mirror for Debian, else deb.debian.org).
 set -euo pipefail
 
 PYTHON_IMAGE=${E2E_PYTHON_IMAGE:-model-monitoring/debian-python:bookworm}
 PROMETHEUS_IMAGE=${E2E_PROMETHEUS_IMAGE:-model-monitoring/prometheus:bookworm}
+ALERTMANAGER_IMAGE=${E2E_ALERTMANAGER_IMAGE:-model-monitoring/alertmanager:bookworm}
 SUITE=bookworm
 LABEL=org.model-monitoring.recipe
-recipe=$(sha256sum "$0" | cut -c1-16)
 force=${1:-}
 
-current() {  # true when image $1 exists and was built by this version of the recipe
-  [ "$(docker image inspect --format "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null)" = "$recipe" ]
+builder() {  # the build function of image $1
+  case $1 in
+    "$PYTHON_IMAGE") echo build_python ;;
+    "$PROMETHEUS_IMAGE") echo build_prometheus ;;
+    "$ALERTMANAGER_IMAGE") echo build_alertmanager ;;
+  esac
+}
+
+recipe() {  # the recipe of image $1: its build function and the shared steps, so a new image rebuilds no other
+  { echo "$SUITE"; declare -f rootfs import_rootfs "$(builder "$1")"; } | sha256sum | cut -c1-16
+}
+
+current() {  # true when image $1 exists and was built by this version of its recipe
+  [ "$(docker image inspect --format "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null)" = "$(recipe "$1")" ]
 }
 
 mirror() {  # the first Debian (not -security) mirror of the host's apt sources
@@ -40,7 +54,7 @@ import_rootfs() {
   local dir=$1 image=$2 old
   shift 2
   old=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)
-  tar -C "$dir" -c . | docker import --change "LABEL $LABEL=$recipe" "$@" - "$image" >/dev/null
+  tar -C "$dir" -c . | docker import --change "LABEL $LABEL=$(recipe "$image")" "$@" - "$image" >/dev/null
   if [ -n "$old" ] && [ "$old" != "$(docker image inspect --format '{{.Id}}' "$image")" ]; then
     docker rmi "$old" >/dev/null 2>&1 || true
   fi
@@ -65,11 +79,23 @@ build_prometheus() {
     --change 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]'
 }
 
+build_alertmanager() {
+  rootfs "$work/alertmanager" prometheus-alertmanager,wget "$work/alertmanager.log"
+  # Like prom/alertmanager: runs as nobody, silences and notification log in /alertmanager.
+  install -d -o 65534 -g 65534 "$work/alertmanager/alertmanager"
+  import_rootfs "$work/alertmanager" "$ALERTMANAGER_IMAGE" \
+    --change 'USER 65534:65534' \
+    --change 'WORKDIR /alertmanager' \
+    --change 'EXPOSE 9093' \
+    --change 'ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]' \
+    --change 'CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]'
+}
+
 todo=()
-for image in "$PYTHON_IMAGE" "$PROMETHEUS_IMAGE"; do
+for image in "$PYTHON_IMAGE" "$PROMETHEUS_IMAGE" "$ALERTMANAGER_IMAGE"; do
   if [ "$force" = --force ] || ! current "$image"; then todo+=("$image"); fi
 done
-[ ${#todo[@]} -eq 0 ] && { echo "e2e images up to date: $PYTHON_IMAGE $PROMETHEUS_IMAGE"; exit 0; }
+[ ${#todo[@]} -eq 0 ] && { echo "e2e images up to date: $PYTHON_IMAGE $PROMETHEUS_IMAGE $ALERTMANAGER_IMAGE"; exit 0; }
 
 [ "$(id -u)" -eq 0 ] || { echo "error: building ${todo[*]} needs root (debootstrap)" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "error: debootstrap missing (apt-get install debootstrap)" >&2; exit 1; }
@@ -80,13 +106,10 @@ work=$(mktemp -d /var/tmp/e2e-images.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 start=$SECONDS
 echo "building ${todo[*]} from $SUITE at $MIRROR ..."
-# Both debootstraps at once: they mostly wait on the mirror.
+# Every debootstrap at once: they mostly wait on the mirror.
 pids=()
 for image in "${todo[@]}"; do
-  case $image in
-    "$PYTHON_IMAGE") build_python & ;;
-    "$PROMETHEUS_IMAGE") build_prometheus & ;;
-  esac
+  "$(builder "$image")" &
   pids+=($!)
 done
 status=0

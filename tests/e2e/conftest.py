@@ -59,6 +59,7 @@ class Stack:
     program: Program
     realized: RealizedStack
     prometheus_url: str
+    alertmanager_url: str
     model_server_urls: list[str]
     scrape_interval_s: float
 
@@ -84,11 +85,13 @@ def stack(
     config = {
         # The program's own image keys point at the local images: no special code path for the test.
         "prometheusImage": base_images.prometheus,
+        "alertmanagerImage": base_images.alertmanager,
         "modelServerBaseImage": base_images.python,
         "modelServerReplicas": str(REPLICAS),
         "modelServerHostPort": str(first_model_port),
         "prometheusHostPort": str(free_port()),
         "grafanaHostPort": str(free_port()),
+        "alertmanagerHostPort": str(free_port()),
         "bindAddress": "127.0.0.1",
         "scrapeInterval": SCRAPE_INTERVAL,
         # Prometheus evaluates the alert rules too, so the test sees them load and evaluate.
@@ -119,6 +122,7 @@ def stack(
             program=program,
             realized=realized,
             prometheus_url=outputs["prometheusUrl"],
+            alertmanager_url=outputs["alertmanagerUrl"],
             model_server_urls=list(outputs["modelServerUrls"]),
             scrape_interval_s=float(SCRAPE_INTERVAL.removesuffix("s")),
         )

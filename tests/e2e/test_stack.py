@@ -102,6 +102,25 @@ def test_only_grafana_is_skipped(stack: Stack) -> None:
     assert stack.realized.health(prometheus) == "healthy", stack.realized.logs(prometheus)
 
 
+def test_prometheus_sends_its_alerts_to_the_alertmanager_container(stack: Stack) -> None:
+    resource = stack.program.one(CONTAINER, "alertmanager")
+    assert stack.realized.health(resource) == "healthy", stack.realized.logs(resource)
+    assert httpx.get(f"{stack.alertmanager_url}/-/ready", timeout=10).status_code == 200
+
+    def active() -> list[str] | None:
+        body = httpx.get(f"{stack.prometheus_url}/api/v1/alertmanagers", timeout=10).json()
+        return [a["url"] for a in body["data"]["activeAlertmanagers"]] or None
+
+    # Through its network alias, as the declared alerting config names it.
+    assert wait_for(active, SCRAPE_WAIT, what="an active alertmanager") == [
+        "http://alertmanager:9093/api/v2/alerts"
+    ]
+    # It runs the routing the program declared.
+    (upload,) = resource.plain_inputs["uploads"]
+    status = httpx.get(f"{stack.alertmanager_url}/api/v2/status", timeout=10).json()
+    assert yaml.safe_load(status["config"]["original"]) == yaml.safe_load(upload["content"])
+
+
 def test_prometheus_scrapes_every_replica_through_its_alias(stack: Stack) -> None:
     aliases = {
         alias

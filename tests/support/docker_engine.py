@@ -26,6 +26,7 @@ LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 PYTHON_BASE_IMAGE = "model-monitoring/debian-python:bookworm"
 PROMETHEUS_IMAGE = "model-monitoring/prometheus:bookworm"
+ALERTMANAGER_IMAGE = "model-monitoring/alertmanager:bookworm"
 
 
 class EngineUnavailable(RuntimeError):
@@ -36,6 +37,7 @@ class EngineUnavailable(RuntimeError):
 class BaseImages:
     python: str  # the Dockerfile's BASE_IMAGE
     prometheus: str  # ENTRYPOINT prometheus, runs as nobody, ships wget
+    alertmanager: str  # ENTRYPOINT alertmanager, runs as nobody, ships wget
 
 
 def _run(script: Path, timeout: float, env: dict[str, str] | None = None) -> str:
@@ -89,8 +91,14 @@ def ensure_engine(timeout: float = 120) -> docker.DockerClient:
 
 def ensure_base_images(timeout: float = 900) -> tuple[BaseImages, str]:
     """The local base images (built when missing or stale) and what the build script said."""
-    images = BaseImages(python=PYTHON_BASE_IMAGE, prometheus=PROMETHEUS_IMAGE)
-    env = {"E2E_PYTHON_IMAGE": images.python, "E2E_PROMETHEUS_IMAGE": images.prometheus}
+    images = BaseImages(
+        python=PYTHON_BASE_IMAGE, prometheus=PROMETHEUS_IMAGE, alertmanager=ALERTMANAGER_IMAGE
+    )
+    env = {
+        "E2E_PYTHON_IMAGE": images.python,
+        "E2E_PROMETHEUS_IMAGE": images.prometheus,
+        "E2E_ALERTMANAGER_IMAGE": images.alertmanager,
+    }
     return images, _run(IMAGES_SCRIPT, timeout, env)
 
 
