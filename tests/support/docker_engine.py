@@ -1,9 +1,9 @@
 """A Docker engine and the local base images for the e2e test (no image registry is reachable here).
 
 `ensure_engine()` starts dockerd in the background when none answers (scripts/docker-engine.sh);
-`ensure_base_images()` builds, once, a Debian python base image and a Prometheus image from Debian
-packages (scripts/e2e-images.sh; cached by tag + recipe label). `local_ca_pem()` fills the program's
-optional `modelServerBuildCaFile` from the host's locally added CAs.
+`ensure_base_images()` builds, once, a Debian python base image and Prometheus and Alertmanager images
+from Debian packages (scripts/e2e-images.sh; cached by tag + recipe label). `local_ca_pem()` fills the
+program's optional `modelServerBuildCaFile` from the host's locally added CAs.
 """
 
 from __future__ import annotations
