@@ -5,7 +5,10 @@ runs it): importing this module builds nothing.
 """
 
 import asyncio
+import logging
 import math
+import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +24,9 @@ from server import contract, metrics
 from server.contract import CHAOS_DELAY_HEADER, CHAOS_MAX_DELAY_SECONDS, CHAOS_STATUS_HEADER, CHAOS_STATUSES
 from server.model import Model, load_model
 from server.settings import ServerSettings
+
+# uvicorn configures its "uvicorn.error" logger (its general log): our lines appear beside its own.
+log = logging.getLogger("uvicorn.error")
 
 # strict: "0.5" or true are not numbers; NaN/inf (also 1e999, which JSON decodes to inf) are refused.
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -150,6 +156,30 @@ class ServerState:
     registry: CollectorRegistry
     recorder: metrics.PredictionRecorder | None = None  # set at start-up
     ready: bool = False
+    draining: bool = False  # SIGTERM received: /ready says 503, requests are still served
+
+
+def _drain_on_sigterm(state: ServerState, seconds: int) -> None:
+    """Put a drain in front of the shutdown uvicorn's SIGTERM handler starts: /ready turns 503 at once and
+    the handler runs `seconds` later, so a load balancer's health check moves traffic away first and
+    in-flight and late requests still get answers. A second SIGTERM shuts down at once. Only the main
+    thread can hold signal handlers (uvicorn installs its own there before the lifespan starts)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        return
+    shutdown = signal.getsignal(signal.SIGTERM)
+    if not callable(shutdown):
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if state.draining:
+            shutdown(signum, frame)
+            return
+        state.draining = True
+        log.info("SIGTERM: draining for %ss (/ready answers 503) before shutting down", seconds)
+        loop.call_soon_threadsafe(loop.call_later, seconds, shutdown, signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def create_app(settings: ServerSettings | None = None, model: Model | None = None) -> FastAPI:
@@ -164,6 +194,7 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
         metrics.mark_dead_workers()
         state.recorder = metrics.PredictionRecorder(model)
         state.ready = True
+        _drain_on_sigterm(state, settings.shutdown_drain_seconds)
         try:
             yield
         finally:
@@ -218,9 +249,11 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
         """The process is alive and serving."""
         return {"status": "ok"}
 
-    @app.get(contract.READY_PATH, responses={503: {"description": "Still starting up"}})
+    @app.get(contract.READY_PATH, responses={503: {"description": "Starting up, or draining"}})
     async def ready() -> JSONResponse:
-        """The model is loaded and its metrics series exist."""
+        """The model is loaded and its metrics series exist, and no shutdown is under way."""
+        if state.draining:
+            return JSONResponse({"status": "draining"}, status_code=503)
         if not state.ready:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "model": model.name, "version": version})

@@ -18,6 +18,7 @@ _FALSE = ("0", "false", "no", "off", "")
 # Allowed (minimum, maximum) of the integer settings.
 BATCH_SIZE_RANGE = (1, 10_000)
 BODY_BYTES_RANGE = (1024, 64 * 1024 * 1024)
+DRAIN_SECONDS_RANGE = (0, 300)
 
 
 def _bool(env: Mapping[str, str], key: str, default: bool) -> bool:
@@ -54,12 +55,16 @@ class ServerSettings:
         ``X-Chaos-Delay-Seconds`` and ``X-Chaos-Status`` request headers.
     max_batch_size: ``MODEL_MAX_BATCH_SIZE``, most rows in one ``{"instances": [...]}`` request.
     max_body_bytes: ``MODEL_MAX_BODY_BYTES``, larger request bodies get 413.
+    shutdown_drain_seconds: ``MODEL_SHUTDOWN_DRAIN_SECONDS``: on SIGTERM, /ready answers 503 for this
+        long while requests are still served (a load balancer takes the replica out, Prometheus scrapes
+        its last counts), then the server shuts down. 0: shut down at once.
     """
 
     model_path: Path = DEFAULT_MODEL_PATH
     chaos_enabled: bool = False
     max_batch_size: int = 100
     max_body_bytes: int = 64 * 1024
+    shutdown_drain_seconds: int = 0
 
     def __post_init__(self) -> None:
         if self.max_batch_size < BATCH_SIZE_RANGE[0]:
@@ -75,4 +80,7 @@ class ServerSettings:
             chaos_enabled=_bool(env, "MODEL_CHAOS_ENABLED", cls.chaos_enabled),
             max_batch_size=_int(env, "MODEL_MAX_BATCH_SIZE", cls.max_batch_size, *BATCH_SIZE_RANGE),
             max_body_bytes=_int(env, "MODEL_MAX_BODY_BYTES", cls.max_body_bytes, *BODY_BYTES_RANGE),
+            shutdown_drain_seconds=_int(
+                env, "MODEL_SHUTDOWN_DRAIN_SECONDS", cls.shutdown_drain_seconds, *DRAIN_SECONDS_RANGE
+            ),
         )
