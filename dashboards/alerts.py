@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import yaml
 
-from dashboards import queries
+from dashboards import noise, queries
 from dashboards.settings import (
     DASHBOARD_UID,
     DEFAULT_SETTINGS,
@@ -267,7 +267,7 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
         ),
         Alert(
             name=ALERT_PREDICTION_SHIFT,
-            query=queries.prediction_shift(),
+            query=queries.prediction_shift(settings.prediction_shift_threshold),
             comparison=Comparison.GT,
             threshold=settings.prediction_shift_threshold,
             for_seconds=settings.prediction_shift_for_seconds,
@@ -275,7 +275,8 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
             summary="Median prediction moved against the same hour yesterday",
             description=(
                 "The median prediction of the last hour differs by {value} from the median 24h earlier "
-                f"(threshold {settings.prediction_shift_threshold})."
+                f"(threshold {settings.prediction_shift_threshold}; both hours hold at least "
+                f"{noise.prediction_shift_min_count(settings.prediction_shift_threshold)} predictions)."
             ),
             value_format='printf "%.3f"',
             lookback_seconds=PREDICTION_SHIFT_WINDOW_SECONDS,
@@ -283,7 +284,7 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
         ),
         Alert(
             name=ALERT_FEATURE_DRIFT,
-            query=queries.feature_drift_psi(),
+            query=queries.feature_drift_beyond_noise(),
             comparison=Comparison.GT,
             threshold=settings.feature_drift_psi_threshold,
             for_seconds=settings.feature_drift_for_seconds,
@@ -291,7 +292,9 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
             summary="Feature {{ $labels.feature }} drifted from the training data",
             description=(
                 "PSI of feature {{ $labels.feature }} over the last hour is {value} "
-                f"(threshold {settings.feature_drift_psi_threshold}; reference: training deciles)."
+                f"(threshold {settings.feature_drift_psi_threshold}, and above the "
+                f"{noise.NOISE_QUANTILE:.1%} noise level {noise.FEATURE_DRIFT_NOISE_CHI2:g}/n of the hour's "
+                "n values; reference: training deciles)."
             ),
             value_format='printf "%.3f"',
             lookback_seconds=FEATURE_DRIFT_WINDOW_SECONDS,
@@ -320,8 +323,10 @@ def slo_recording_rules(settings: AlertSettings) -> list[RecordingRule]:
 def recording_rules(settings: AlertSettings = DEFAULT_SETTINGS) -> list[RecordingRule]:
     """Recording rules in evaluation order (later rules read earlier ones in the same evaluation)."""
     return [
+        RecordingRule(queries.FEATURE_SAMPLES, queries.feature_samples_expr()),
         RecordingRule(queries.FEATURE_BIN_SHARE, queries.feature_bin_share_expr()),
         RecordingRule(queries.FEATURE_DRIFT_PSI, queries.feature_drift_psi_expr()),
+        RecordingRule(queries.PREDICTION_SAMPLES, queries.prediction_samples_expr()),
         RecordingRule(queries.PREDICTION_MEDIAN, queries.prediction_median_expr()),
         *slo_recording_rules(settings),
     ]

@@ -40,6 +40,7 @@ def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard
         .with_panel(panels.prediction_median_panel(datasource_uid, settings))
         .with_row(panels.row("Input drift"))
         .with_panel(panels.feature_drift_panel(datasource_uid, settings))
+        .with_panel(panels.feature_samples_panel(datasource_uid, settings))
     )
     slo_panels = panels.slo_panels(datasource_uid, settings)
     if slo_panels:

@@ -9,10 +9,17 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.builders import heatmap, prometheus, stat, timeseries
 from grafana_foundation_sdk.models import common, units
 from grafana_foundation_sdk.models import heatmap as heatmap_models
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, Threshold, ThresholdsMode
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardRangeMapOptions,
+    DataSourceRef,
+    RangeMap,
+    Threshold,
+    ThresholdsMode,
+    ValueMappingResult,
+)
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
 
-from dashboards import alerts, queries
+from dashboards import alerts, noise, queries
 from dashboards.settings import SLO_WINDOWS_SECONDS, AlertSettings, promql_duration
 from server import contract
 
@@ -275,14 +282,43 @@ def feature_drift_panel(datasource_uid: str, settings: AlertSettings) -> timeser
             "Population stability index of each feature's last-hour distribution against the training "
             f"deciles; {alerts.ALERT_FEATURE_DRIFT} fires above the dashed line for "
             f"{promql_duration(settings.feature_drift_for_seconds)}. Rule of thumb: < 0.1 stable, "
-            "0.1-0.25 watch, > 0.25 significant.",
+            "0.1-0.25 watch, > 0.25 significant. With few values an hour the PSI is mostly noise: the "
+            "alert also needs it above what noise reaches at the hour's n (see Feature samples).",
             units.NoUnit,
         )
         .with_target(target(datasource_uid, queries.feature_drift_psi(), "{{feature}}"))
         .min(0)
-        .span(24)
+        .span(16)
     )
     return _with_alert_line(panel, settings.feature_drift_psi_threshold)
+
+
+def feature_samples_panel(datasource_uid: str, settings: AlertSettings) -> stat.Panel:
+    """n per feature beside the PSI: "not enough data" while noise alone can pass the PSI threshold."""
+    threshold = settings.feature_drift_psi_threshold
+    enough = noise.FEATURE_DRIFT_NOISE_CHI2 / threshold
+    not_enough = ValueMappingResult(text="not enough data", color=ORANGE)
+    return (
+        _stat(
+            datasource_uid,
+            "Feature samples (n, 1h)",
+            "Values of each feature in the last hour: the n of its PSI. Sampling noise alone keeps an "
+            f"undrifted PSI under {noise.FEATURE_DRIFT_NOISE_CHI2:g}/n in {noise.NOISE_QUANTILE:.1%} of "
+            f"hours, which is above the threshold {threshold:g} below "
+            f'{noise.feature_drift_min_samples(threshold)} values: "not enough data" there, and '
+            f"{alerts.ALERT_FEATURE_DRIFT} needs the PSI above {noise.FEATURE_DRIFT_NOISE_CHI2:g}/n too.",
+            units.NoUnit,
+        )
+        .with_target(target(datasource_uid, queries.feature_samples(), "{{feature}}").instant())
+        .mappings([RangeMap(DashboardRangeMapOptions(from_val=0, to=enough, result=not_enough))])
+        .thresholds(_thresholds((None, ORANGE), (enough, GREEN)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.NONE)
+        .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
+        .decimals(0)
+        .height(8)
+        .span(8)
+    )
 
 
 # --- SLOs --------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Functions take the range window so the dashboard can pass Grafana's `$__rate_int
 rules pass a fixed duration from `AlertSettings`.
 """
 
+from dashboards import noise
 from dashboards.settings import (
     FEATURE_DRIFT_WINDOW_SECONDS,
     PREDICTION_SHIFT_OFFSET_SECONDS,
@@ -18,12 +19,13 @@ from server import contract
 RATE_INTERVAL = "$__rate_interval"
 
 # Recording rules: the PSI of the last hour's bin shares against the reference (what FeatureDrift reads),
-# and the helpers it and the prediction-shift alert are built from.
+# and the helpers it and the prediction-shift alert are built from: the sample counts of the hour that
+# their noise gates (dashboards.noise) read.
 FEATURE_DRIFT_PSI = "model:feature_drift_psi:1h"
 FEATURE_BIN_SHARE = "model:feature_bin_share:1h"
+FEATURE_SAMPLES = "model:feature_samples:1h"
 PREDICTION_MEDIAN = "model:prediction_median:1h"
-# Bin shares are floored at this, so an empty bin keeps ln(share / ref) finite.
-PSI_SHARE_FLOOR = 1e-4
+PREDICTION_SAMPLES = "model:prediction_samples:1h"
 
 _JOB = f'job="{contract.JOB_NAME}"'
 # Model API traffic: every route but Prometheus' scrapes and the health probes (Docker, a load balancer),
@@ -101,32 +103,57 @@ def prediction_median() -> str:
     return PREDICTION_MEDIAN
 
 
-def prediction_shift() -> str:
-    """|median of the last hour - the same median 24h earlier|; empty unless the server already reported
-    predictions a full window before the reference hour, so a fresh deploy compares nothing.
+def prediction_samples_expr() -> str:
+    """Predictions (batch items included) over the shift window, all replicas; recorded as
+    PREDICTION_SAMPLES."""
+    return f"sum(increase({contract.PREDICTION_VALUE}_count{{{_JOB}}}[{_shift_window()}]))"
 
-    The gate is explicit rather than relying on the offset series being absent: a reference median built
-    from a few minutes of a first day would otherwise be compared like a full hour.
+
+def prediction_shift(threshold: float) -> str:
+    """|median of the last hour - the same median 24h earlier|; empty unless the server already reported
+    predictions a full window before the reference hour, so a fresh deploy compares nothing, and unless
+    both hours hold `noise.prediction_shift_min_count(threshold)` predictions (fewer, and a difference of
+    `threshold` is within the medians' sampling noise).
+
+    The history gate is explicit rather than relying on the offset series being absent: a reference
+    median built from a few minutes of a first day would otherwise be compared like a full hour.
     """
     offset = promql_duration(PREDICTION_SHIFT_OFFSET_SECONDS)
     gate_offset = promql_duration(PREDICTION_SHIFT_OFFSET_SECONDS + PREDICTION_SHIFT_WINDOW_SECONDS)
+    minimum = noise.prediction_shift_min_count(threshold)
     diff = f"abs({PREDICTION_MEDIAN} - {PREDICTION_MEDIAN} offset {offset})"
     gate = f"absent_over_time({contract.PREDICTION_VALUE}_count{{{_JOB}}}[10m] offset {gate_offset})"
-    # Parenthesized: `unless` binds looser than the comparison an alert appends.
-    return f"({diff} unless on () {gate})"
+    current = f"{PREDICTION_SAMPLES} >= {minimum}"
+    reference = f"{PREDICTION_SAMPLES} offset {offset} >= {minimum}"
+    enough = f"on () ({current}) and on () ({reference})"
+    # Parenthesized: `unless` and `and` bind looser than the comparison an alert appends.
+    return f"(({diff} unless on () {gate}) and {enough})"
 
 
 # --- drift -------------------------------------------------------------------------------------------
 
 
-def feature_bin_share_expr() -> str:
-    """Share of each feature's values per reference-decile bin over the drift window, summed over workers
-    and replicas, floored at PSI_SHARE_FLOOR so an empty bin keeps PSI finite; recorded as FEATURE_BIN_SHARE.
-    """
+def feature_samples_expr() -> str:
+    """Values of each feature over the drift window (one per row, batch items included), summed over
+    workers and replicas: the n of the PSI's noise gate; recorded as FEATURE_SAMPLES."""
     window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
+    return f"sum by (feature) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
+
+
+def feature_samples() -> str:
+    """The recorded values per feature of the last hour."""
+    return FEATURE_SAMPLES
+
+
+def feature_bin_share_expr() -> str:
+    """Smoothed share of each feature's values per reference-decile bin over the drift window, summed
+    over workers and replicas: (count + ½) / (n + bins/2), so an empty bin keeps PSI finite without a
+    floor (see dashboards.noise); recorded as FEATURE_BIN_SHARE."""
+    window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
+    pseudo = f"{noise.PSI_PSEUDO_COUNT!r}"
+    pseudo_total = f"{noise.PSI_PSEUDO_COUNT * len(contract.FEATURE_BINS)!r}"
     per_bin = f"sum by (feature, bin) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
-    per_feature = f"sum by (feature) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
-    return f"clamp_min({per_bin} / on (feature) group_left () {per_feature}, {PSI_SHARE_FLOOR})"
+    return f"({per_bin} + {pseudo}) / on (feature) group_left () ({FEATURE_SAMPLES} + {pseudo_total})"
 
 
 def feature_drift_psi_expr() -> str:
@@ -140,6 +167,18 @@ def feature_drift_psi_expr() -> str:
 def feature_drift_psi() -> str:
     """The recorded PSI per feature."""
     return FEATURE_DRIFT_PSI
+
+
+def feature_drift_noise_bound() -> str:
+    """The PSI that sampling noise alone stays under in 99.9% of undrifted hours at each feature's n:
+    FEATURE_DRIFT_NOISE_CHI2 / n (+Inf for an hour without values)."""
+    return f"({noise.FEATURE_DRIFT_NOISE_CHI2!r} / {FEATURE_SAMPLES})"
+
+
+def feature_drift_beyond_noise() -> str:
+    """The PSI per feature where it exceeds feature_drift_noise_bound(); what FeatureDrift compares with
+    its threshold."""
+    return f"({FEATURE_DRIFT_PSI} > on (feature) {feature_drift_noise_bound()})"
 
 
 # --- SLOs (multiwindow, multi-burn-rate: Google SRE workbook ch. 5) ---------------------------------

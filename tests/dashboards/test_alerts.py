@@ -255,8 +255,10 @@ def test_prometheus_rule_files_shape() -> None:
     windows = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
     slo_records = [f"model:{sli}_error_ratio:rate{w}" for sli in ("availability", "latency") for w in windows]
     assert records == [
+        queries.FEATURE_SAMPLES,
         queries.FEATURE_BIN_SHARE,
         queries.FEATURE_DRIFT_PSI,
+        queries.PREDICTION_SAMPLES,
         queries.PREDICTION_MEDIAN,
         *slo_records,
     ]

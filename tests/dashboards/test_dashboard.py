@@ -24,8 +24,9 @@ def all_query_strings() -> set[str]:
         queries.client_error_ratio(),
         queries.prediction_heatmap(),
         queries.prediction_median(),
-        queries.prediction_shift(),
+        queries.prediction_shift(0.15),
         queries.feature_drift_psi(),
+        queries.feature_samples(),
         queries.target_up(),
         queries.replicas_up(),
         queries.model_versions(),
@@ -129,6 +130,28 @@ def test_alert_thresholds_are_drawn(title: str, field: str, value: float) -> Non
         (panel,) = [p for p in panels(build_dashboard(settings=settings)) if p["title"] == title]
         assert steps(panel) == [None, getattr(settings, field)]
         assert panel["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] in {"line", "dashed"}
+
+
+@pytest.mark.parametrize("threshold", [0.25, 0.1])
+def test_feature_samples_say_not_enough_data_where_noise_passes_the_threshold(threshold: float) -> None:
+    """n beside the PSI: below the n where the 99.9% noise level (27.8772 / n) drops under the PSI
+    threshold, the stat shows "not enough data" (orange), above it the count (green)."""
+    dashboard = build_dashboard(settings=AlertSettings(feature_drift_psi_threshold=threshold))
+    by_title = {p["title"]: p for p in dashboard["panels"]}
+    panel = by_title["Feature samples (n, 1h)"]
+    psi = by_title["Feature drift (PSI, 1h)"]
+    assert (panel["gridPos"]["y"], panel["gridPos"]["x"]) == (psi["gridPos"]["y"], psi["gridPos"]["w"])
+    assert [t["expr"] for t in panel["targets"]] == [queries.FEATURE_SAMPLES]
+    enough = 27.8772 / threshold
+    ((mapping),) = panel["fieldConfig"]["defaults"]["mappings"]
+    assert mapping == {
+        "type": "range",
+        "options": {"from": 0, "to": enough, "result": {"text": "not enough data", "color": "orange"}},
+    }
+    assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"] == [
+        {"value": None, "color": "orange"},
+        {"value": enough, "color": "green"},
+    ]
 
 
 def test_error_rate_stat_turns_red_at_the_threshold(dashboard: dict) -> None:

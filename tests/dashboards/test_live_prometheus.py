@@ -204,11 +204,15 @@ def test_every_alert_query_evaluates(prometheus: RunningPrometheus, traffic: Tra
             assert finite_values(query(prometheus.base_url, queries.prediction_median()))
         elif rule["name"] in (alerts.ALERT_AVAILABILITY_BURN, alerts.ALERT_LATENCY_BURN):
             assert result == [], "healthy traffic burns no budget"
+        elif rule["name"] == alerts.ALERT_FEATURE_DRIFT:
+            assert result == [], "an undrifted PSI stays under the noise level of its n"
+            psi = finite_values(query(prometheus.base_url, queries.feature_drift_psi()))
+            assert psi
+            assert max(psi) < DEFAULT_SETTINGS.feature_drift_psi_threshold / 2
+            assert finite_values(query(prometheus.base_url, queries.feature_samples()))
         else:
             values = finite_values(result)
             assert values, f"{rule['name']}: {expr} -> {result}"
-            if rule["name"] == alerts.ALERT_FEATURE_DRIFT:
-                assert max(values) < DEFAULT_SETTINGS.feature_drift_psi_threshold / 2
 
 
 def test_no_alert_on_healthy_traffic(prometheus: RunningPrometheus, traffic: Traffic) -> None:

@@ -95,7 +95,8 @@ def feature_bins(feature: str, phases: Sequence[tuple[int, Sequence[float]]]) ->
 
 
 UNIFORM = [6.0] * len(contract.FEATURE_BINS)  # 60 values a minute, the reference 10% per bin
-# Half the bins at 15%, half at 5%: PSI = 5 * 0.05 * ln(1.5) + 5 * 0.05 * ln(2) = ln(3) / 4 ~ 0.275.
+# Half the bins at 15%, half at 5%: PSI = 5 * 0.05 * ln(1.5) + 5 * 0.05 * ln(2) = ln(3) / 4 ~ 0.275
+# (0.274 over an hour of these counts, smoothed).
 DRIFTED = [3.0] * 5 + [9.0] * 5
 # 12% / 8%: PSI ~ 0.04, ordinary sampling noise.
 NOISY = [4.8] * 5 + [7.2] * 5
@@ -130,13 +131,13 @@ RENDERED = {
     alerts.ALERT_PREDICTION_SHIFT: {
         "summary": "Median prediction moved against the same hour yesterday",
         "description": "The median prediction of the last hour differs by 0.350 from the median 24h earlier "
-        "(threshold 0.15).",
+        "(threshold 0.15; both hours hold at least 241 predictions).",
         "runbook_url": "/d/model-monitoring-runbooks?viewPanel=4",
     },
     alerts.ALERT_FEATURE_DRIFT: {
         "summary": "Feature f0 drifted from the training data",
-        "description": "PSI of feature f0 over the last hour is 0.275 (threshold 0.25; reference: "
-        "training deciles).",
+        "description": "PSI of feature f0 over the last hour is 0.274 (threshold 0.25, and above the 99.9% "
+        "noise level 27.8772/n of the hour's n values; reference: training deciles).",
         "runbook_url": "/d/model-monitoring-runbooks?viewPanel=5",
     },
 }
@@ -186,7 +187,8 @@ def test_promtool_check_rules(promtool: str, rules: list[Path]) -> None:
     result = subprocess.run([promtool, "check", "rules", *map(str, rules)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert {p.name for p in rules} == {"recording-rules.yml", "alert-rules.yml"}
-    assert "SUCCESS: 17 rules found" in result.stdout  # recording rules: drift, median, 2 SLOs x 7 windows
+    # Recording rules: drift (samples, shares, PSI), predictions (samples, median), 2 SLOs x 7 windows.
+    assert "SUCCESS: 19 rules found" in result.stdout
     assert "SUCCESS: 7 rules found" in result.stdout  # alerts
 
 
@@ -393,18 +395,28 @@ def close_to(expr: str, value: float, labels: str = "{}") -> dict:
 
 
 def test_recording_rules_compute_psi_and_median(promtool: str, rules: list[Path], tmp_path: Path) -> None:
-    # f2 only ever sees bin 0: nine empty bins are floored at PSI_SHARE_FLOOR, so PSI stays finite.
+    # The 1h window at 90m holds 60 minutes of each per-minute count. f2 only ever sees bin 0: nine
+    # empty bins get the pseudo-count, so PSI stays finite.
     one_bin = [60.0] + [0.0] * 9
-    psi = {"f0": reference_psi(DRIFTED), "f1": reference_psi(UNIFORM), "f2": reference_psi(one_bin)}
-    assert math.isclose(psi["f0"], math.log(3) / 4)
+    hour = {"f0": DRIFTED, "f1": UNIFORM, "f2": one_bin}
+    psi = {feature: reference_psi([60 * c for c in per_minute]) for feature, per_minute in hour.items()}
+    assert math.isclose(psi["f0"], math.log(3) / 4, rel_tol=0.01)  # the smoothing barely moves 3600 values
     assert psi["f1"] == 0
     checks = [
         close_to(f'{queries.FEATURE_DRIFT_PSI}{{feature="{feature}"}}', value, f'{{feature="{feature}"}}')
         for feature, value in psi.items()
     ]
+    checks += [
+        close_to(f'{queries.FEATURE_SAMPLES}{{feature="{feature}"}}', 3600, f'{{feature="{feature}"}}')
+        for feature in hour
+    ]
     checks.append(close_to(queries.PREDICTION_MEDIAN, 0.275))
-    # The bin shares of a feature sum to 1.
+    checks.append(close_to(queries.PREDICTION_SAMPLES, 3600))
+    # The (smoothed) bin shares of a feature sum to 1; an empty bin's share is 0.5 / (3600 + 5).
     checks.append(close_to(f'sum({queries.FEATURE_BIN_SHARE}{{feature="f1"}})', 1))
+    checks.append(
+        close_to(f'{queries.FEATURE_BIN_SHARE}{{feature="f2",bin="9"}}', 0.5 / 3605, '{bin="9",feature="f2"}')
+    )
     group = {
         "input_series": [
             *feature_bins("f0", [(120, DRIFTED)]),

@@ -3,15 +3,17 @@
 import math
 from collections.abc import Sequence
 
-from dashboards.queries import PSI_SHARE_FLOOR
+from dashboards.noise import PSI_PSEUDO_COUNT
 
 
 def reference_psi(counts: Sequence[float], reference_shares: Sequence[float] | None = None) -> float:
-    """PSI of the bin shares of `counts` against `reference_shares` (default: equal shares), each live share
-    floored at PSI_SHARE_FLOOR as the recording rule does: sum of (share - ref) * ln(share / ref)."""
+    """PSI of the bin shares of `counts` against `reference_shares` (default: equal shares), each count
+    smoothed by PSI_PSEUDO_COUNT (a) as the recording rule does: share = (count + a) / (total + a * bins),
+    then the sum of (share - ref) * ln(share / ref)."""
     total = sum(counts)
     if total <= 0:
         raise ValueError("PSI of no observations")
     refs = reference_shares if reference_shares is not None else [1 / len(counts)] * len(counts)
-    shares = [max(c / total, PSI_SHARE_FLOOR) for c in counts]
+    smoothed_total = total + PSI_PSEUDO_COUNT * len(counts)
+    shares = [(c + PSI_PSEUDO_COUNT) / smoothed_total for c in counts]
     return sum((s - r) * math.log(s / r) for s, r in zip(shares, refs, strict=True))
