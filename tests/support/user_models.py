@@ -1,0 +1,155 @@
+"""Real user models, trained on datasets that ship inside scikit-learn (no downloads), saved as a user would.
+
+Each builder writes one ``MODEL_DIR`` (the artifact only; no reference) and its training CSV and returns a
+``UserModel``: the directory, the fitted estimator (the library's own predictions are the oracle), and
+the train / held-out frames. Models are small so a test module trains them in well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+SEED = 20240601
+TARGET = "target"
+
+
+@dataclass
+class UserModel:
+    model_dir: Path
+    estimator: Any  # the fitted scikit-learn object the artifact was made from
+    train: pd.DataFrame  # features and the TARGET column
+    test: pd.DataFrame  # held-out rows, features only
+    data_csv: Path  # `train` written as CSV (header row, TARGET included)
+    categorical: tuple[str, ...] = ()
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.train.columns if c != TARGET]
+
+
+def _split(frame: pd.DataFrame, y: Any) -> tuple[pd.DataFrame, pd.DataFrame, Any, Any]:
+    return train_test_split(frame, y, test_size=0.25, random_state=SEED)
+
+
+def _finish(model_dir: Path, estimator: Any, x_train, x_test, y_train, categorical=()) -> UserModel:
+    train = x_train.assign(**{TARGET: np.asarray(y_train)})
+    data_csv = model_dir.parent / f"{model_dir.name}-train.csv"
+    train.to_csv(data_csv, index=False)
+    return UserModel(model_dir, estimator, train, x_test.reset_index(drop=True), data_csv, tuple(categorical))
+
+
+def _save_joblib(model_dir: Path, estimator: Any) -> None:
+    model_dir.mkdir(parents=True)
+    joblib.dump(estimator, model_dir / "model.joblib")
+
+
+def binary_pipeline(root: Path) -> UserModel:
+    """30 features, a scaler and a logistic regression fitted on a DataFrame (names known)."""
+    data = load_breast_cancer(as_frame=True)
+    x_train, x_test, y_train, _ = _split(data.data, data.target)
+    estimator = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=500))])
+    estimator.fit(x_train, y_train)
+    _save_joblib(root / "breast-cancer", estimator)
+    return _finish(root / "breast-cancer", estimator, x_train, x_test, y_train)
+
+
+def multiclass_array(root: Path) -> UserModel:
+    """Iris, fitted on a bare array: the model knows 4 inputs but not their names (the CSV header does)."""
+    data = load_iris(as_frame=True)
+    frame = data.data.set_axis(["sepal_length", "sepal_width", "petal_length", "petal_width"], axis=1)
+    x_train, x_test, y_train, _ = _split(frame, data.target)
+    estimator = LogisticRegression(max_iter=500).fit(x_train.to_numpy(), y_train)
+    _save_joblib(root / "iris", estimator)
+    return _finish(root / "iris", estimator, x_train, x_test, y_train)
+
+
+def regressor(root: Path) -> UserModel:
+    data = load_diabetes(as_frame=True)
+    x_train, x_test, y_train, _ = _split(data.data, data.target)
+    estimator = Ridge(alpha=0.5).fit(x_train, y_train)
+    _save_joblib(root / "diabetes", estimator)
+    return _finish(root / "diabetes", estimator, x_train, x_test, y_train)
+
+
+def _diabetes_with_category() -> tuple[pd.DataFrame, Any]:
+    """Diabetes with its BMI column turned into a 5-level category (uneven shares) and sex as labels."""
+    data = load_diabetes(as_frame=True, scaled=False)
+    frame = data.data.copy()
+    frame["bmi_band"] = pd.cut(
+        frame.pop("bmi"), [0, 22, 25, 30, 35, 100], labels=["lean", "normal", "over", "obese", "severe"]
+    ).astype(str)
+    frame["sex"] = frame["sex"].map({1.0: "f", 2.0: "m"})
+    return frame, data.target
+
+
+def categorical_pipeline(root: Path) -> UserModel:
+    """A binary classifier (target above its median) with OneHotEncoder on two string columns."""
+    frame, target = _diabetes_with_category()
+    y = (target > np.median(target)).astype(int)
+    x_train, x_test, y_train, _ = _split(frame, y)
+    categorical = ["bmi_band", "sex"]
+    numeric = [c for c in frame.columns if c not in categorical]
+    estimator = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), categorical),
+                        ("num", StandardScaler(), numeric),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=500)),
+        ]
+    )
+    estimator.fit(x_train, y_train)
+    _save_joblib(root / "diabetes-bands", estimator)
+    return _finish(root / "diabetes-bands", estimator, x_train, x_test, y_train, categorical)
+
+
+def onnx_multiclass(root: Path) -> UserModel:
+    """Iris exported with skl2onnx: one float32 tensor input, label + ZipMap probability outputs."""
+    from skl2onnx import to_onnx
+
+    data = load_iris(as_frame=True)
+    frame = data.data.set_axis(["sepal_length", "sepal_width", "petal_length", "petal_width"], axis=1)
+    x_train, x_test, y_train, _ = _split(frame, data.target)
+    estimator = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=500))])
+    estimator.fit(x_train.to_numpy(), y_train)
+    onx = to_onnx(estimator, x_train.to_numpy()[:1].astype(np.float32), target_opset=17)
+    model_dir = root / "iris-onnx"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.onnx").write_bytes(onx.SerializeToString())
+    return _finish(model_dir, estimator, x_train, x_test, y_train)
+
+
+def mlflow_binary(root: Path) -> UserModel:
+    """The breast-cancer pipeline saved as an MLflow model (sklearn flavour) with its signature."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    data = load_breast_cancer(as_frame=True)
+    x_train, x_test, y_train, _ = _split(data.data, data.target)
+    estimator = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=200))])
+    estimator.fit(x_train, y_train)
+    model_dir = root / "breast-cancer-mlflow"
+    mlflow.sklearn.save_model(
+        estimator,
+        str(model_dir),
+        serialization_format="cloudpickle",
+        signature=infer_signature(x_train, estimator.predict(x_train)),
+    )
+    return _finish(model_dir, estimator, x_train, x_test, y_train)
