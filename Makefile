@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 system-deps:
-	scripts/ensure-apt.sh promtool:prometheus prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager dockerd:docker.io debootstrap:debootstrap docker-registry:docker-registry
+	scripts/ensure-apt.sh promtool:prometheus prometheus-alertmanager:prometheus-alertmanager amtool:prometheus-alertmanager haproxy:haproxy dockerd:docker.io debootstrap:debootstrap docker-registry:docker-registry
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -240,7 +240,24 @@ KEYS: tuple[_Key, ...] = (
         "model_server_host_port",
         "8000",
         _integer(1, 65535),
-        "a port 1-65535 (replica i publishes port + i)",
+        "a port 1-65535 (the gateway: the model API's one endpoint; with modelServerReplicaPorts, "
+        "replica i also publishes port + 1 + i)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "modelServerReplicaPorts",
+        "model_server_replica_ports",
+        "false",
+        _boolean,
+        "true | false (true: each replica also publishes a debug port, modelServerHostPort + 1 + i)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "gatewayImage",
+        "gateway_image",
+        "haproxy:2.8.14",
+        _image,
+        "an image reference such as haproxy:2.8.14 (HAProxy 2.6 or newer, with its Prometheus exporter)",
         targets=DOCKER_ONLY,
     ),
     _Key(
@@ -593,6 +610,8 @@ class StackSettings:
     model_server_base_image: str
     model_server_replicas: int
     model_server_host_port: int
+    model_server_replica_ports: bool
+    gateway_image: str
     model_server_workers: int
     chaos_enabled: bool
     prometheus_image: str
@@ -662,8 +681,14 @@ class StackSettings:
             self.pager_webhook_url or "", self.ticket_webhook_url or "", self.webhook_url
         )
 
-    def model_server_host_ports(self) -> list[int]:
-        return [self.model_server_host_port + i for i in range(self.model_server_replicas)]
+    @property
+    def replica_debug_port(self) -> int | None:
+        """Replica i's published port is this + i; None: replicas are reachable through the gateway only."""
+        return self.model_server_host_port + 1 if self.model_server_replica_ports else None
+
+    def replica_debug_ports(self) -> list[int]:
+        first = self.replica_debug_port
+        return [] if first is None else [first + i for i in range(self.model_server_replicas)]
 
 
 def _error(key: str, raw: str, detail: str = "") -> str:
@@ -819,18 +844,17 @@ def _port_conflicts(values: Mapping[str, Any]) -> list[str]:
     ):
         return []  # already reported
     first, replicas = values["modelServerHostPort"], values["modelServerReplicas"]
-    model_ports = range(first, first + replicas)
+    # The gateway's port, and the replicas' debug ports after it when they are published.
+    last = first + (replicas if values.get("modelServerReplicaPorts") is True else 0)
+    model_ports = range(first, last + 1)
+    shown = str(first) if last == first else f"{first}-{last}"
     errors = []
-    if model_ports[-1] > 65535:
-        errors.append(
-            _error(
-                "modelServerHostPort", str(first), f" (replica ports {first}-{model_ports[-1]} exceed 65535)"
-            )
-        )
+    if last > 65535:
+        errors.append(_error("modelServerHostPort", str(first), f" (replica ports {shown} exceed 65535)"))
     for i, key in enumerate(_SERVICE_PORT_KEYS):
         port = values[key]
         if port in model_ports:
-            detail = f" (collides with the model-server ports {first}-{model_ports[-1]})"
+            detail = f" (collides with the model API port{'s' if last > first else ''} {shown})"
             errors.append(_error(key, str(port), detail))
         for other in _SERVICE_PORT_KEYS[:i]:
             if port == values[other]:

@@ -1,19 +1,19 @@
-"""The Docker target: model server, Prometheus and Grafana on one Docker network of this host, Grafana
-content as code. Only wiring: each part is a component.
+"""The Docker target: model-server replicas behind a gateway, Prometheus, Alertmanager and Grafana on one
+Docker network of this host, Grafana content as code. Only wiring: each part is a component.
 """
 
 import pulumi
 import pulumi_docker as docker
 
 from dashboards.alerts import prometheus_rule_files
-from infra import alertmanager, remote_write
+from infra import alertmanager, gateway, remote_write
 from infra.alertmanager import Alertmanager, AlertmanagerArgs
 from infra.config import StackSettings
+from infra.gateway import Gateway, GatewayArgs
 from infra.grafana import Grafana, GrafanaArgs
 from infra.grafana_content import GrafanaContent, GrafanaContentArgs
 from infra.model_server import ModelServer, ModelServerArgs
 from infra.prometheus import Prometheus, PrometheusArgs, internal_url
-from server import contract
 
 
 def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
@@ -31,10 +31,25 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             base_image=settings.model_server_base_image,
             replicas=settings.model_server_replicas,
             bind_address=settings.bind_address,
-            host_port=settings.model_server_host_port,
+            debug_host_port=settings.replica_debug_port,
             workers=settings.model_server_workers,
             chaos_enabled=settings.chaos_enabled,
+            drain_seconds=gateway.drain_seconds(settings.scrape_interval),
             build_ca_certs=settings.model_server_build_ca_certs,
+        ),
+    )
+    replicas = gateway.replica_addresses(model_server.aliases)
+
+    # The model API's one endpoint: clients never address a replica.
+    Gateway(
+        "gateway",
+        GatewayArgs(
+            name_prefix=settings.name_prefix,
+            network_name=network.name,
+            image=settings.gateway_image,
+            bind_address=settings.bind_address,
+            host_port=settings.model_server_host_port,
+            replicas=replicas,
         ),
     )
 
@@ -64,7 +79,8 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             host_port=settings.prometheus_host_port,
             scrape_interval=settings.scrape_interval,
             retention=settings.retention,
-            scrape_targets=[f"{alias}:{contract.SERVER_PORT}" for alias in model_server.aliases],
+            scrape_targets=list(replicas.values()),
+            gateways=[gateway.internal_target()],
             rule_files=prometheus_rule_files(settings.alerts, alert_rules=settings.prometheus_alert_rules),
             remote_write=remote_write.from_settings(settings),
             alertmanagers=[alertmanager.internal_target()] if settings.prometheus_alert_rules else [],
@@ -103,7 +119,6 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
         "grafanaUrl": grafana_url,
         "prometheusUrl": f"http://{host}:{settings.prometheus_host_port}",
         "modelServerUrl": f"http://{host}:{settings.model_server_host_port}",
-        "modelServerUrls": [f"http://{host}:{port}" for port in settings.model_server_host_ports()],
         "dashboardUrl": content.dashboard_url,
         "grafanaAdminUser": settings.grafana_admin_user,
         "grafanaAdminPassword": grafana.admin_password,
@@ -111,4 +126,6 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
     }
     if settings.prometheus_alert_rules:
         outputs["alertmanagerUrl"] = alertmanager_url
+    if settings.model_server_replica_ports:
+        outputs["modelServerUrls"] = [f"http://{host}:{port}" for port in settings.replica_debug_ports()]
     return outputs

@@ -12,8 +12,11 @@ from server import contract
 # Build inputs resolved from the project root, never from the working directory (Pulumi runs us from infra/).
 DOCKERFILE = PROJECT_ROOT / "server" / "Dockerfile"
 
-# Replica i answers on the network as "model-server-i"; Prometheus scrapes exactly these names.
+# Replica i answers on the network as "model-server-i": the names Prometheus discovers the replicas by and
+# the gateway balances over. While a replica is replaced, its old and new container both hold the name.
 ALIAS_PREFIX = "model-server"
+# After the drain, uvicorn's own graceful shutdown: in-flight requests finish (chaos delays are <= 5 s).
+SHUTDOWN_GRACE_SECONDS = 10
 
 # The image ships Python, so the healthcheck needs no curl/wget.
 _HEALTHCHECK = (
@@ -62,14 +65,20 @@ class ModelServerArgs:
     base_image: str  # the Dockerfile's BASE_IMAGE build arg
     replicas: int
     bind_address: str
-    host_port: int  # replica i publishes its port on host_port + i
+    debug_host_port: int | None  # replica i publishes its port on debug_host_port + i; None: not at all
     workers: int  # uvicorn workers per replica (WEB_CONCURRENCY)
     chaos_enabled: bool
+    drain_seconds: int  # MODEL_SHUTDOWN_DRAIN_SECONDS: how long a stopping replica stays unready first
     build_ca_certs: str = ""  # PEM text pip trusts during the build (the Dockerfile's BUILD_CA_CERTS)
 
 
 class ModelServer(pulumi.ComponentResource):
-    """Builds the image and runs `replicas` containers of it, each with a stable network alias."""
+    """Builds the image and runs `replicas` containers of it, each with a stable network alias.
+
+    A new image (or any other change) replaces the replicas one after the other, each replacement healthy
+    before the next starts and every old container removed only after that (auto-named containers, so
+    old and new coexist); a removed replica drains first (/ready 503 while it still answers), so the
+    gateway moves traffic away and Prometheus scrapes its last counts."""
 
     image: docker.Image
     containers: list[docker.Container]
@@ -90,24 +99,33 @@ class ModelServer(pulumi.ComponentResource):
         self.image_digest = self.image.repo_digest
 
         self.aliases = [replica_alias(i) for i in range(args.replicas)]
-        self.containers = [
-            service_container(
-                f"{name}-{i}",
-                parent=self,
-                network_name=args.network_name,
-                alias=alias,
-                port=contract.SERVER_PORT,
-                host_port=args.host_port + i,
-                bind_address=args.bind_address,
-                healthcheck=["CMD", "python", "-c", _HEALTHCHECK],
-                name=f"{args.name_prefix}-{name}-{i}",
-                image=self.image_digest,
-                envs=[
-                    f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
-                    f"WEB_CONCURRENCY={args.workers}",
-                ],
+        stop_seconds = args.drain_seconds + SHUTDOWN_GRACE_SECONDS
+        self.containers = []
+        for i, alias in enumerate(self.aliases):
+            self.containers.append(
+                service_container(
+                    f"{name}-{i}",
+                    parent=self,
+                    network_name=args.network_name,
+                    alias=alias,
+                    port=contract.SERVER_PORT,
+                    host_port=None if args.debug_host_port is None else args.debug_host_port + i,
+                    bind_address=args.bind_address,
+                    healthcheck=["CMD", "python", "-c", _HEALTHCHECK],
+                    rolling=True,
+                    # One replica at a time: the next replacement starts once this one is healthy.
+                    depends_on=self.containers[-1:],
+                    image=self.image_digest,
+                    envs=[
+                        f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
+                        f"WEB_CONCURRENCY={args.workers}",
+                        f"MODEL_SHUTDOWN_DRAIN_SECONDS={args.drain_seconds}",
+                    ],
+                    # Removal (a replacement, `pulumi destroy`) and `docker stop` send SIGTERM and wait
+                    # this long for the drain and the graceful shutdown before they kill.
+                    destroy_grace_seconds=stop_seconds,
+                    stop_timeout=stop_seconds,
+                )
             )
-            for i, alias in enumerate(self.aliases)
-        ]
 
         self.register_outputs({"imageDigest": self.image_digest, "aliases": self.aliases})

@@ -37,17 +37,50 @@ def scrape_timeout(scrape_interval: str) -> str:
     return f"{_MAX_SCRAPE_TIMEOUT_SECONDS}s"
 
 
+def _model_server_job(targets: Sequence[str], scrape_interval: str, discover_by_dns: bool) -> dict:
+    """The `model-server` job. Every target carries `replica`, its host name. With `discover_by_dns`,
+    each host is looked up (A records) every scrape interval and every address behind it is a target of
+    its own, so while a replica is replaced its old and new container are scraped apart (one static
+    target would alternate between the two and make their counters look reset)."""
+    job: dict = {"job_name": contract.JOB_NAME, "metrics_path": contract.METRICS_PATH}
+    if not discover_by_dns:
+        job["static_configs"] = [
+            {"targets": [target], "labels": {"replica": target.rpartition(":")[0]}} for target in targets
+        ]
+        return job
+    hosts, ports = zip(*(target.rpartition(":")[::2] for target in targets), strict=True)
+    if len(set(ports)) != 1:
+        raise ValueError(f"DNS discovery needs one port for every target, got {sorted(set(ports))}")
+    job["dns_sd_configs"] = [
+        {"names": list(hosts), "type": "A", "port": int(ports[0]), "refresh_interval": scrape_interval}
+    ]
+    job["relabel_configs"] = [{"source_labels": ["__meta_dns_name"], "target_label": "replica"}]
+    return job
+
+
 def scrape_config(
     targets: Sequence[str],
     scrape_interval: str,
     rule_files: Sequence[str],
     remote_write: RemoteWrite | None = None,
     alertmanagers: Sequence[str] = (),
+    gateways: Sequence[str] = (),
+    discover_by_dns: bool = False,
 ) -> str:
-    """prometheus.yml: one `model-server` job scraping `targets` (host:port), plus the rule files, the
-    Alertmanagers (host:port) firing alerts go to, and the optional remote_write destination (its
+    """prometheus.yml: the `model-server` job scraping `targets` (host:port; see _model_server_job), the
+    `model-gateway` job scraping `gateways` (host:port of the load balancer's exporter), the rule files,
+    the Alertmanagers (host:port) firing alerts go to, and the optional remote_write destination (its
     credential read from REMOTE_WRITE_CREDENTIALS_FILE)."""
     timeout = scrape_timeout(scrape_interval)
+    jobs = [_model_server_job(targets, scrape_interval, discover_by_dns)]
+    if gateways:
+        jobs.append(
+            {
+                "job_name": contract.GATEWAY_JOB_NAME,
+                "metrics_path": contract.METRICS_PATH,
+                "static_configs": [{"targets": list(gateways)}],
+            }
+        )
     document = {
         "global": {
             "scrape_interval": scrape_interval,
@@ -55,13 +88,7 @@ def scrape_config(
             "evaluation_interval": scrape_interval,
         },
         "rule_files": [f"{RULES_DIR}/{name}" for name in sorted(rule_files)],
-        "scrape_configs": [
-            {
-                "job_name": contract.JOB_NAME,
-                "metrics_path": contract.METRICS_PATH,
-                "static_configs": [{"targets": list(targets)}],
-            }
-        ],
+        "scrape_configs": jobs,
     }
     if alertmanagers:
         document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
@@ -87,11 +114,12 @@ class PrometheusArgs:
     host_port: int
     scrape_interval: str
     retention: str
-    scrape_targets: Sequence[str]  # "alias:port" of every model-server replica
+    scrape_targets: Sequence[str]  # "alias:port" of every model-server replica (looked up by DNS)
     # File name -> rule file YAML: the recording rules, and the alerts when Prometheus evaluates them.
     rule_files: Mapping[str, str]
     remote_write: RemoteWrite | None = None  # long-term storage
     alertmanagers: Sequence[str] = ()  # "host:port" of the Alertmanagers alerts go to
+    gateways: Sequence[str] = ()  # "host:port" of the gateway's exporter
 
 
 class Prometheus(pulumi.ComponentResource):
@@ -113,6 +141,8 @@ class Prometheus(pulumi.ComponentResource):
             list(self.rule_files),
             args.remote_write,
             args.alertmanagers,
+            args.gateways,
+            discover_by_dns=True,
         )
         uploads = [docker.ContainerUploadArgs(file=str(CONFIG_FILE), content=self.config_yaml)] + [
             docker.ContainerUploadArgs(file=str(CONFIG_DIR / RULES_DIR / file_name), content=text)

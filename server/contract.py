@@ -47,3 +47,12 @@ CHAOS_DELAY_HEADER = "X-Chaos-Delay-Seconds"
 CHAOS_STATUS_HEADER = "X-Chaos-Status"
 CHAOS_MAX_DELAY_SECONDS = 5.0
 CHAOS_STATUSES = (500, 503)
+
+# The gateway (HAProxy) in front of the replicas on the Docker target: its Prometheus job, its two proxies
+# (the model API frontend and the replicas' backend; HAProxy's exporter labels its series `proxy`) and
+# the port of its exporter and health URI.
+GATEWAY_JOB_NAME = "model-gateway"
+GATEWAY_FRONTEND = "model-api"
+GATEWAY_BACKEND = "model-servers"
+GATEWAY_METRICS_PORT = 8405
+GATEWAY_HEALTH_PATH = "/healthz"

@@ -59,7 +59,7 @@ def test_values_are_parsed_into_types():
     )
     assert settings.model_server_replicas == 3
     assert settings.chaos_enabled is True
-    assert settings.model_server_host_ports() == [8000, 8001, 8002]
+    assert settings.replica_debug_ports() == []  # replicas are reached through the gateway only
     assert settings.client_host == "127.0.0.1"
     assert settings.alerts == AlertSettings(error_rate_threshold=0.1)
     assert not settings.grafana_alert_rules
@@ -123,12 +123,21 @@ def test_all_problems_are_reported_at_once():
         assert f"model-monitoring:{key}" in message
 
 
+def test_replica_debug_ports_follow_the_gateway_port():
+    settings = parse_settings({"modelServerReplicas": "3", "modelServerReplicaPorts": "true"})
+    assert settings.replica_debug_ports() == [8001, 8002, 8003]
+
+
 def test_port_collisions_are_refused():
-    assert "collides with the model-server ports 8000-8002" in _error(
-        {"modelServerReplicas": "3", "grafanaHostPort": "8002"}
+    assert "collides with the model API port 8000" in _error({"grafanaHostPort": "8000"})
+    # Without debug ports, the port after the gateway's is free.
+    assert parse_settings({"modelServerReplicas": "3", "grafanaHostPort": "8001"}).grafana_host_port == 8001
+    assert "collides with the model API ports 8000-8003" in _error(
+        {"modelServerReplicas": "3", "modelServerReplicaPorts": "true", "grafanaHostPort": "8003"}
     )
     assert "same as prometheusHostPort" in _error({"grafanaHostPort": "9090"})
-    assert "exceed 65535" in _error({"modelServerHostPort": "65535"})
+    assert "exceed 65535" in _error({"modelServerHostPort": "65535", "modelServerReplicaPorts": "true"})
+    assert parse_settings({"modelServerHostPort": "65535"}).model_server_host_port == 65535
 
 
 def test_unknown_keys_are_refused_listing_the_known_ones():

@@ -42,7 +42,11 @@ COMPONENTS = {
     "model-monitoring:index:Grafana",
     "model-monitoring:index:GrafanaContent",
     "model-monitoring:index:Alertmanager",
+    "model-monitoring:index:Gateway",
 }
+# drain_seconds("15s"): the gateway's health check needs 2 failed checks 1 s apart to take a replica out,
+# Prometheus one 15 s interval to scrape its last counts, plus 1 s.
+DEFAULT_DRAIN_SECONDS = 2 * 1 + 15 + 1
 WEBHOOK = "https://hooks.example.com/services/T000/B000/secret-token"
 
 
@@ -59,6 +63,12 @@ def _prometheus_config(program: Program) -> dict:
     uploads = _container(program, "prometheus").plain_inputs["uploads"]
     (config,) = [u["content"] for u in uploads if u["file"] == "/etc/prometheus/prometheus.yml"]
     return yaml.safe_load(config)
+
+
+def _gateway_config(program: Program) -> str:
+    (upload,) = _container(program, "gateway").plain_inputs["uploads"]
+    assert upload["file"] == "/usr/local/etc/haproxy/haproxy.cfg"
+    return upload["content"]
 
 
 def _model_server_containers(program: Program):
@@ -96,22 +106,48 @@ def test_components_own_their_resources_and_names_derive_from_the_component(prog
 def test_one_network_and_every_container_on_it(program):
     (network,) = program.of_type(NETWORK)
     containers = program.of_type(CONTAINER)
-    # Two model-server replicas (the default), Prometheus, Grafana, Alertmanager (alertEngine both).
-    assert len(containers) == 2 + 3
+    # Two model-server replicas (the default), the gateway, Prometheus, Grafana, Alertmanager (both).
+    assert len(containers) == 2 + 4
     for container in containers:
         (attachment,) = container.inputs["networksAdvanced"]
         assert attachment["name"] == network.outputs["name"] == "model-monitoring-dev"
         assert network.urn in container.depends_on
 
 
-def test_prometheus_scrapes_exactly_the_replica_aliases_on_the_contract_port(program):
+def test_prometheus_discovers_the_replicas_by_their_aliases_and_scrapes_the_gateway(program):
     aliases = [c.inputs["networksAdvanced"][0]["aliases"] for c in _model_server_containers(program)]
     assert aliases == [["model-server-0"], ["model-server-1"]]
-    (job,) = _prometheus_config(program)["scrape_configs"]
-    assert job["job_name"] == contract.JOB_NAME
-    assert job["metrics_path"] == contract.METRICS_PATH
-    (static,) = job["static_configs"]
-    assert static["targets"] == [f"{a[0]}:{contract.SERVER_PORT}" for a in aliases]
+    replicas, gateway = _prometheus_config(program)["scrape_configs"]
+    assert replicas["job_name"] == contract.JOB_NAME
+    assert replicas["metrics_path"] == contract.METRICS_PATH
+    # Every address behind a replica's name is a target: an old and a new container are scraped apart.
+    assert replicas["dns_sd_configs"] == [
+        {
+            "names": [a[0] for a in aliases],
+            "type": "A",
+            "port": contract.SERVER_PORT,
+            "refresh_interval": "15s",
+        }
+    ]
+    assert replicas["relabel_configs"] == [{"source_labels": ["__meta_dns_name"], "target_label": "replica"}]
+    assert gateway["job_name"] == contract.GATEWAY_JOB_NAME
+    assert gateway["static_configs"] == [{"targets": [f"gateway:{contract.GATEWAY_METRICS_PORT}"]}]
+
+
+def test_the_gateway_balances_over_the_same_replica_names(program):
+    config = _gateway_config(program)
+    slots = [line.split() for line in config.splitlines() if line.strip().startswith("server-template")]
+    # Two slots per name: the running container and its replacement during a rollout.
+    assert slots == [
+        ["server-template", f"model-server-{i}-", "1-2", f"model-server-{i}:{contract.SERVER_PORT}"]
+        for i in range(2)
+    ]
+    assert f"http-check send meth GET uri {contract.READY_PATH}" in config
+    assert "nameserver docker 127.0.0.11:53" in config  # Docker's DNS: replacements are found
+    assert f"bind :{contract.SERVER_PORT}" in config
+    gateway = _container(program, "gateway")
+    assert gateway.inputs["command"] == ["-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+    assert gateway.inputs["networksAdvanced"][0]["aliases"] == ["gateway"]
 
 
 def test_every_published_port_is_bound_to_the_bind_address(program):
@@ -120,17 +156,32 @@ def test_every_published_port_is_bound_to_the_bind_address(program):
         for port in container.inputs["ports"]:
             assert port["ip"] == "127.0.0.1"
             published[container.name] = (int(port["internal"]), int(port["external"]))
+    # The model API has one endpoint, the gateway; replicas are on the Docker network only.
     assert published == {
-        "model-server-0": (contract.SERVER_PORT, 8000),
-        "model-server-1": (contract.SERVER_PORT, 8001),
+        "gateway": (contract.SERVER_PORT, 8000),
         "prometheus": (9090, 9090),
         "grafana": (3000, 3000),
         "alertmanager": (9093, 9093),
     }
+    assert "modelServerUrls" not in program.outputs
     exposed = run_program({"bindAddress": "0.0.0.0"})
     assert {p["ip"] for c in exposed.of_type(CONTAINER) for p in c.inputs["ports"]} == {"0.0.0.0"}
     # Users (and the Grafana provider) still connect through loopback.
     assert exposed.outputs["grafanaUrl"] == "http://127.0.0.1:3000"
+
+
+def test_replica_debug_ports_only_when_asked_for():
+    program = run_program({"modelServerReplicaPorts": "true", "modelServerHostPort": "18000"})
+    ports = [
+        [(int(p["internal"]), int(p["external"]), p["ip"]) for p in c.inputs["ports"]]
+        for c in _model_server_containers(program)
+    ]
+    assert ports == [
+        [(contract.SERVER_PORT, 18001, "127.0.0.1")],
+        [(contract.SERVER_PORT, 18002, "127.0.0.1")],
+    ]
+    assert program.outputs["modelServerUrls"] == ["http://127.0.0.1:18001", "http://127.0.0.1:18002"]
+    assert program.outputs["modelServerUrl"] == "http://127.0.0.1:18000"
 
 
 def test_prometheus_and_grafana_keep_their_data_on_named_volumes(program):
@@ -161,8 +212,10 @@ def test_every_container_has_a_healthcheck_restart_policy_and_waits_until_health
         assert inputs["healthcheck"]["tests"][0] in ("CMD", "CMD-SHELL"), container.name
         assert inputs["restart"] == "unless-stopped"
         assert inputs["wait"] is True
+    replicas = {c.name for c in _model_server_containers(program)}
+    for container in (c for c in program.of_type(CONTAINER) if c.name not in replicas):
         # Fixed container names: the old container must go before the replacement starts.
-        assert container.options["deleteBeforeReplace"] is True
+        assert container.options["deleteBeforeReplace"] is True, container.name
     assert "/api/health" in _container(program, "grafana").inputs["healthcheck"]["tests"][1]
     assert "/-/healthy" in " ".join(_container(program, "prometheus").inputs["healthcheck"]["tests"])
 
@@ -179,7 +232,11 @@ def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(prog
     for container in _model_server_containers(program):
         assert container.inputs["image"] == image.outputs["repoDigest"]
         assert image.urn in container.depends_on
-        assert container.inputs["envs"] == ["MODEL_CHAOS_ENABLED=false", "WEB_CONCURRENCY=2"]
+        assert container.inputs["envs"] == [
+            "MODEL_CHAOS_ENABLED=false",
+            "WEB_CONCURRENCY=2",
+            f"MODEL_SHUTDOWN_DRAIN_SECONDS={DEFAULT_DRAIN_SECONDS}",
+        ]
     assert program.outputs["modelServerImage"] == image.outputs["repoDigest"]
     chaos = run_program(
         {
@@ -189,7 +246,7 @@ def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(prog
         }
     )
     assert chaos.one(IMAGE).inputs["build"]["args"] == {"BASE_IMAGE": "registry.local/python:3.12"}
-    assert {tuple(c.inputs["envs"]) for c in _model_server_containers(chaos)} == {
+    assert {tuple(c.inputs["envs"][:2]) for c in _model_server_containers(chaos)} == {
         ("MODEL_CHAOS_ENABLED=true", "WEB_CONCURRENCY=4")
     }
 
@@ -207,7 +264,12 @@ def test_build_ca_file_reaches_the_image_build_only_when_set(tmp_path):
 
 @pytest.mark.parametrize(
     ("component", "key"),
-    [("prometheus", "prometheusImage"), ("grafana", "grafanaImage"), ("alertmanager", "alertmanagerImage")],
+    [
+        ("prometheus", "prometheusImage"),
+        ("grafana", "grafanaImage"),
+        ("alertmanager", "alertmanagerImage"),
+        ("gateway", "gatewayImage"),
+    ],
 )
 def test_service_images_are_pulled_once_and_run_by_id(component, key):
     program = run_program({key: f"registry.local/mirror/{component}:1.2.3"})
@@ -221,16 +283,35 @@ def test_service_images_are_pulled_once_and_run_by_id(component, key):
 
 
 @pytest.mark.parametrize("replicas", [1, 3])
-def test_n_replicas_give_n_containers_and_n_scrape_targets(replicas):
-    program = run_program({"modelServerReplicas": str(replicas), "modelServerHostPort": "18000"})
+def test_n_replicas_give_n_containers_scrape_names_and_gateway_slots(replicas):
+    program = run_program({"modelServerReplicas": str(replicas), "scrapeInterval": "5s"})
     containers = _model_server_containers(program)
-    assert [c.inputs["networksAdvanced"][0]["aliases"] for c in containers] == [
-        [f"model-server-{i}"] for i in range(replicas)
+    names = [f"model-server-{i}" for i in range(replicas)]
+    assert [c.inputs["networksAdvanced"][0]["aliases"] for c in containers] == [[n] for n in names]
+    assert all(c.inputs["ports"] == [] for c in containers)
+    (discovery,) = _prometheus_config(program)["scrape_configs"][0]["dns_sd_configs"]
+    assert discovery["names"] == names
+    config = _gateway_config(program)
+    assert [line.split()[1] for line in config.splitlines() if "server-template" in line] == [
+        f"{n}-" for n in names
     ]
-    assert [int(c.inputs["ports"][0]["external"]) for c in containers] == [18000 + i for i in range(replicas)]
-    targets = _prometheus_config(program)["scrape_configs"][0]["static_configs"][0]["targets"]
-    assert targets == [f"model-server-{i}:{contract.SERVER_PORT}" for i in range(replicas)]
-    assert program.outputs["modelServerUrls"] == [f"http://127.0.0.1:{18000 + i}" for i in range(replicas)]
+    # The drain follows the scrape interval: 2 checks 1 s apart + 5 s + 1 s.
+    assert {c.inputs["envs"][2] for c in containers} == {"MODEL_SHUTDOWN_DRAIN_SECONDS=8"}
+
+
+def test_replicas_roll_one_at_a_time_and_drain_before_they_go(program):
+    replicas = _model_server_containers(program)
+    for i, container in enumerate(replicas):
+        # Auto-named, so a replacement starts beside the container it replaces (healthy first: wait).
+        assert "name" not in container.inputs
+        assert container.options["deleteBeforeReplace"] is False
+        # SIGTERM, then this long for the drain and uvicorn's graceful shutdown, before a kill.
+        grace = DEFAULT_DRAIN_SECONDS + 10
+        assert int(container.inputs["destroyGraceSeconds"]) == grace
+        assert int(container.inputs["stopTimeout"]) == grace
+        if i:
+            assert replicas[i - 1].urn in container.depends_on  # the next one waits for this one
+    assert replicas[1].urn not in replicas[0].depends_on
 
 
 # --- secrets ---------------------------------------------------------------------------------------------
@@ -514,7 +595,7 @@ def test_outputs_point_at_the_published_ports(program):
         ("bindAddress", "localhost", "an IP address"),
         ("scrapeInterval", "fast", "a Prometheus duration"),
         ("webhookUrl", "ftp://example.com", "http(s)://"),
-        ("prometheusHostPort", "8001", "a port 1-65535"),  # collides with replica 1
+        ("prometheusHostPort", "8000", "a port 1-65535"),  # collides with the gateway
         ("alertmanagerHostPort", "3000", "a port 1-65535"),  # same as grafanaHostPort
         ("modelServerReplica", "3", "allowed keys"),  # typo of modelServerReplicas
         ("modelServerWorkers", "0", "an integer from 1 to 16"),

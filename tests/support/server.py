@@ -66,11 +66,13 @@ def running_server(
     multiproc_dir: Path | None = None,
     startup_timeout: float = 60.0,
     stop_timeout: float = 15.0,
+    port: int | None = None,
 ) -> Iterator[RunningServer]:
     """`python -m server --workers N` on a free port, its log in `tmp_path`; yields once /ready answers
     and every worker logged its start-up; on exit SIGTERM (uvicorn stops its workers cleanly), SIGKILL to
-    the process group after `stop_timeout` seconds and to whatever of the group is left."""
-    port = free_port()
+    the process group after `stop_timeout` seconds and to whatever of the group is left. `port`: a given
+    one (a replacement where a load balancer expects it), else a free one."""
+    port = port or free_port()
     command = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)]
     log_path = tmp_path / f"server-{port}.log"
