@@ -1,4 +1,5 @@
-"""The Grafana dashboard: rows per concern, built from the panel functions in `dashboards.panels`."""
+"""The Grafana dashboard: the `version` and `instance` variables, then rows per concern, built from the
+panel functions in `dashboards.panels`."""
 
 import json
 
@@ -24,6 +25,8 @@ def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard
         .time("now-1h", "now")
         .refresh("30s")
         .timezone("browser")
+        .with_variable(panels.version_variable(datasource_uid))
+        .with_variable(panels.instance_variable(datasource_uid))
         .with_row(panels.row("Overview"))
         .with_panel(panels.model_version_panel(datasource_uid))
         .with_panel(panels.replicas_up_panel(datasource_uid))

@@ -1,7 +1,8 @@
 """One small function per dashboard panel, each returning a grafana-foundation-sdk builder.
 
-Every query comes from `dashboards.queries`; every panel and target names the Prometheus data source by
-its fixed UID. Alert thresholds are drawn on the panels that show the alerted value.
+Every query comes from `dashboards.queries`, in the scope of the dashboard's `instance` and `version`
+variables (`queries.DASHBOARD`); every panel, target and variable names the Prometheus data source by its
+fixed UID. Alert thresholds are drawn on the panels that show the alerted value.
 """
 
 from grafana_foundation_sdk.builders import common as common_builders
@@ -16,6 +17,9 @@ from grafana_foundation_sdk.models.dashboard import (
     Threshold,
     ThresholdsMode,
     ValueMappingResult,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
 )
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat, QueryEditorMode
 
@@ -25,6 +29,9 @@ from server import contract
 
 PROMETHEUS_TYPE = "prometheus"
 GREEN, ORANGE, RED = "green", "orange", "red"
+SCOPE = queries.DASHBOARD
+# Grafana's own value for a variable's "All" option (substituted with the variable's allValue).
+ALL_OPTION = "$__all"
 
 
 def datasource(datasource_uid: str) -> DataSourceRef:
@@ -40,6 +47,50 @@ def target(datasource_uid: str, expr: str, legend: str, ref_id: str = "A") -> pr
         .legend_format(legend)
         .ref_id(ref_id)
     )
+
+
+# --- variables ---------------------------------------------------------------------------------------
+
+
+def _query_variable(datasource_uid: str, name: str, label: str, description: str, query: str):
+    """A multi-value query variable over the data source, "All" (= queries.ALL_VALUE) by default."""
+    return (
+        dashboard_builders.QueryVariable(name)
+        .label(label)
+        .description(description)
+        .datasource(datasource(datasource_uid))
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.NATURAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(queries.ALL_VALUE)
+        .current(VariableOption(selected=True, text=["All"], value=[ALL_OPTION]))
+    )
+
+
+def version_variable(datasource_uid: str) -> dashboard_builders.QueryVariable:
+    return _query_variable(
+        datasource_uid,
+        queries.VERSION_VARIABLE,
+        "Model version",
+        f"Model versions the replicas report ({contract.MODEL_INFO}); every panel shows the replicas serving "
+        "the selected versions.",
+        queries.version_values(),
+    )
+
+
+def instance_variable(datasource_uid: str) -> dashboard_builders.QueryVariable:
+    return _query_variable(
+        datasource_uid,
+        queries.INSTANCE_VARIABLE,
+        "Replica",
+        f"Scrape targets of job {contract.JOB_NAME}, up or down; every panel shows the selected replicas.",
+        queries.instance_values(),
+    )
+
+
+# --- panel helpers -----------------------------------------------------------------------------------
 
 
 def _thresholds(*steps: tuple[float | None, str]) -> dashboard_builders.ThresholdsConfig:
@@ -104,7 +155,9 @@ def model_version_panel(datasource_uid: str) -> stat.Panel:
             f"Replicas per model/version ({contract.MODEL_INFO}).",
             units.NoUnit,
         )
-        .with_target(target(datasource_uid, queries.model_versions(), "{{model}} v{{version}}").instant())
+        .with_target(
+            target(datasource_uid, queries.model_versions(scope=SCOPE), "{{model}} v{{version}}").instant()
+        )
         .text_mode(common.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(common.BigValueColorMode.NONE)
         .graph_mode(common.BigValueGraphMode.NONE)
@@ -119,7 +172,7 @@ def replicas_up_panel(datasource_uid: str) -> stat.Panel:
             f"Replicas answering scrapes (job {contract.JOB_NAME}).",
             units.NoUnit,
         )
-        .with_target(target(datasource_uid, queries.replicas_up(), "up"))
+        .with_target(target(datasource_uid, queries.replicas_up(scope=SCOPE), "up"))
         .thresholds(_thresholds((None, RED), (1, GREEN)))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.NONE)
@@ -134,7 +187,7 @@ def predictions_per_second_panel(datasource_uid: str) -> stat.Panel:
             "Predictions per second, batch items included.",
             units.OpsPerSecond,
         )
-        .with_target(target(datasource_uid, queries.prediction_rate(), "predictions/s"))
+        .with_target(target(datasource_uid, queries.prediction_rate(scope=SCOPE), "predictions/s"))
         .graph_mode(common.BigValueGraphMode.AREA)
         .color_mode(common.BigValueColorMode.NONE)
     )
@@ -150,7 +203,7 @@ def error_rate_stat_panel(datasource_uid: str, settings: AlertSettings) -> stat.
             f"{alerts.ALERT_HIGH_ERROR_RATE} threshold. 4xx (bad input) are excluded.",
             units.PercentUnit,
         )
-        .with_target(target(datasource_uid, queries.server_error_ratio(), "5xx"))
+        .with_target(target(datasource_uid, queries.server_error_ratio(scope=SCOPE), "5xx"))
         .thresholds(_thresholds((None, GREEN), (threshold / 2, ORANGE), (threshold, RED)))
         .color_mode(common.BigValueColorMode.BACKGROUND)
         .graph_mode(common.BigValueGraphMode.AREA)
@@ -168,7 +221,7 @@ def request_rate_by_status_panel(datasource_uid: str) -> timeseries.Panel:
         "Model API requests per second by HTTP status code, all handlers and replicas (Prometheus' own "
         "scrapes excluded).",
         units.RequestsPerSecond,
-    ).with_target(target(datasource_uid, queries.request_rate_by_status(), "{{status}}"))
+    ).with_target(target(datasource_uid, queries.request_rate_by_status(scope=SCOPE), "{{status}}"))
 
 
 def throughput_panel(datasource_uid: str) -> timeseries.Panel:
@@ -180,8 +233,8 @@ def throughput_panel(datasource_uid: str) -> timeseries.Panel:
             "per second (every batch item counts).",
             units.OpsPerSecond,
         )
-        .with_target(target(datasource_uid, queries.predict_request_rate(), "requests/s", "A"))
-        .with_target(target(datasource_uid, queries.prediction_rate(), "predictions/s", "B"))
+        .with_target(target(datasource_uid, queries.predict_request_rate(scope=SCOPE), "requests/s", "A"))
+        .with_target(target(datasource_uid, queries.prediction_rate(scope=SCOPE), "predictions/s", "B"))
     )
 
 
@@ -194,8 +247,8 @@ def error_rate_panel(datasource_uid: str, settings: AlertSettings) -> timeseries
             "(client errors, shown for context, never alerted on).",
             units.PercentUnit,
         )
-        .with_target(target(datasource_uid, queries.server_error_ratio(), "5xx", "A"))
-        .with_target(target(datasource_uid, queries.client_error_ratio(), "4xx", "B"))
+        .with_target(target(datasource_uid, queries.server_error_ratio(scope=SCOPE), "5xx", "A"))
+        .with_target(target(datasource_uid, queries.client_error_ratio(scope=SCOPE), "4xx", "B"))
         .min(0)
         .span(24)
     )
@@ -216,7 +269,7 @@ def latency_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Pa
     for ref_id, quantile in zip("ABC", (0.5, 0.95, 0.99), strict=True):
         legend = f"p{round(quantile * 100)}"
         panel = panel.with_target(
-            target(datasource_uid, queries.predict_latency_quantile(quantile), legend, ref_id)
+            target(datasource_uid, queries.predict_latency_quantile(quantile, scope=SCOPE), legend, ref_id)
         )
     return _with_alert_line(panel.min(0), settings.latency_p95_seconds)
 
@@ -236,7 +289,9 @@ def prediction_heatmap_panel(datasource_uid: str) -> heatmap.Panel:
         .height(8)
         .span(12)
         .with_target(
-            target(datasource_uid, queries.prediction_heatmap(), "{{le}}").format(PromQueryFormat.HEATMAP)
+            target(datasource_uid, queries.prediction_heatmap(scope=SCOPE), "{{le}}").format(
+                PromQueryFormat.HEATMAP
+            )
         )
         .calculate(False)
         .rows_frame(heatmap.RowsHeatmapOptions().layout(common.HeatmapCellLayout.LE))
@@ -265,7 +320,7 @@ def prediction_median_panel(datasource_uid: str, settings: AlertSettings) -> tim
             f"{settings.prediction_shift_threshold} from the same value 24h earlier.",
             units.NoUnit,
         )
-        .with_target(target(datasource_uid, queries.prediction_median(), "median"))
+        .with_target(target(datasource_uid, queries.prediction_median_expr(SCOPE), "median"))
         .min(0)
         .max(1)
     )
@@ -352,7 +407,8 @@ def error_budget_panel(datasource_uid: str, settings: AlertSettings) -> stat.Pan
         .span(8)
     )
     for ref_id, (sli, slo) in zip("AB", _slos(settings), strict=False):
-        expr = queries.error_budget_remaining(sli, alerts.slo_budget(slo), settings.latency_p95_seconds)
+        bound = settings.latency_p95_seconds
+        expr = queries.error_budget_remaining(sli, alerts.slo_budget(slo), bound, SCOPE)
         panel = panel.with_target(target(datasource_uid, expr, f"{sli} ({slo:.4g})", ref_id))
     return panel
 
@@ -373,7 +429,8 @@ def sli_panel(datasource_uid: str, settings: AlertSettings) -> timeseries.Panel:
         .span(16)
     )
     for ref_id, (sli, _) in zip("AB", _slos(settings), strict=False):
-        panel = panel.with_target(target(datasource_uid, queries.sli(sli, one_hour), sli, ref_id))
+        expr = queries.sli(sli, one_hour, SCOPE, settings.latency_p95_seconds)
+        panel = panel.with_target(target(datasource_uid, expr, sli, ref_id))
     return panel
 
 
@@ -393,7 +450,12 @@ def burn_rate_panel(datasource_uid: str, settings: AlertSettings, sli: str, slo:
         scaled = settings.slo_window(window)
         legend = promql_duration(scaled, days=True)
         panel = panel.with_target(
-            target(datasource_uid, queries.burn_rate(sli, scaled, budget), legend, ref_id)
+            target(
+                datasource_uid,
+                queries.burn_rate(sli, scaled, budget, SCOPE, settings.latency_p95_seconds),
+                legend,
+                ref_id,
+            )
         )
     return _with_alert_line(panel, 1.0)
 

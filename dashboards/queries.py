@@ -2,8 +2,11 @@
 
 Panels, Grafana alert rules and Prometheus rule files import these; nothing else writes PromQL.
 Functions take the range window so the dashboard can pass Grafana's `$__rate_interval` while alert
-rules pass a fixed duration from `AlertSettings`.
+rules pass a fixed duration from `AlertSettings`, and a `Scope`: the dashboard reads the replicas its
+`instance` / `version` variables select (DASHBOARD), alert and recording rules every replica (FLEET).
 """
+
+from dataclasses import dataclass
 
 from dashboards import noise
 from dashboards.settings import (
@@ -36,6 +39,66 @@ _PREDICT = f'{_JOB},handler="{contract.PREDICT_HANDLER}"'
 _REFERENCE_SHARE = 1 / len(contract.FEATURE_BINS)
 
 
+# --- scope: which replicas a query reads ------------------------------------------------------------
+
+# The main dashboard's template variables (multi-value, with "All" = ALL_VALUE, a regex matching anything).
+INSTANCE_VARIABLE = "instance"
+VERSION_VARIABLE = "version"
+ALL_VALUE = ".*"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The replicas a query reads: `instance` is a regex over the scrape target's `instance` label,
+    `version` a regex over the model version the replica reports in model_info; "" = no restriction.
+
+    Only model_info carries `version`, so other series are restricted per replica with
+    `unless on (instance) model_info{version!~"..."}`: drop the replicas that serve another version. It
+    never multiplies or duplicates a series (sums stay exact, unlike a `* on (instance) group_left` join),
+    and with ALL_VALUE it drops nothing, not even a replica that is down (its model_info is stale, its `up`
+    still 0), so "All" reads exactly what the alert rules read.
+    """
+
+    instance: str = ""
+    version: str = ""
+
+    def selector(self, matchers: str) -> str:
+        """`matchers` (label matchers, comma-separated) plus the instance restriction."""
+        if not self.instance:
+            return matchers
+        return f'{matchers},instance=~"{self.instance}"'
+
+    def info_selector(self) -> str:
+        """Matchers of the model_info series in scope (model_info has the version label itself)."""
+        version = f',version=~"{self.version}"' if self.version else ""
+        return self.selector(_JOB) + version
+
+    def restrict(self, vector: str) -> str:
+        """`vector` (per-replica series, with `instance`) without the replicas serving another version."""
+        if not self.version:
+            return vector
+        other_version = f'{contract.MODEL_INFO}{{{_JOB},version!~"{self.version}"}}'
+        return f"{vector} unless on (instance) {other_version}"
+
+    def range(self, function: str, metric: str, matchers: str, window: str) -> str:
+        """`function(metric{matchers}[window])` per replica in scope, e.g. a rate()."""
+        return self.restrict(f"{function}({metric}{{{self.selector(matchers)}}}[{window}])")
+
+
+FLEET = Scope()
+DASHBOARD = Scope(instance=f"${INSTANCE_VARIABLE}", version=f"${VERSION_VARIABLE}")
+
+
+def instance_values() -> str:
+    """The `instance` variable's values: every model-server scrape target, up or down."""
+    return f"label_values(up{{{_JOB}}}, instance)"
+
+
+def version_values() -> str:
+    """The `version` variable's values: every model version a replica reports."""
+    return f"label_values({contract.MODEL_INFO}{{{_JOB}}}, version)"
+
+
 def _shift_window() -> str:
     return promql_duration(PREDICTION_SHIFT_WINDOW_SECONDS)
 
@@ -43,59 +106,62 @@ def _shift_window() -> str:
 # --- traffic -----------------------------------------------------------------------------------------
 
 
-def request_rate_by_status(window: str = RATE_INTERVAL) -> str:
+def request_rate_by_status(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
     """Requests per second to the model API, one series per HTTP status code."""
-    return f"sum by (status) (rate({contract.REQUESTS_TOTAL}{{{_API}}}[{window}]))"
+    return f"sum by (status) ({scope.range('rate', contract.REQUESTS_TOTAL, _API, window)})"
 
 
-def predict_request_rate(window: str = RATE_INTERVAL) -> str:
-    """/predict requests per second (a batch counts once), all replicas together."""
-    return f"sum(rate({contract.REQUESTS_TOTAL}{{{_PREDICT}}}[{window}]))"
+def predict_request_rate(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
+    """/predict requests per second (a batch counts once), the replicas in scope together."""
+    return f"sum({scope.range('rate', contract.REQUESTS_TOTAL, _PREDICT, window)})"
 
 
-def prediction_rate(window: str = RATE_INTERVAL) -> str:
-    """Predictions per second (every batch item counts), all replicas together."""
-    return f"sum(rate({contract.PREDICTION_VALUE}_count{{{_JOB}}}[{window}]))"
+def prediction_rate(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
+    """Predictions per second (every batch item counts), the replicas in scope together."""
+    return f"sum({scope.range('rate', f'{contract.PREDICTION_VALUE}_count', _JOB, window)})"
 
 
-def _status_class_ratio(status_regex: str, window: str) -> str:
+def _status_class_ratio(status_regex: str, window: str, scope: Scope) -> str:
     # `or vector(0)`: before the first error there is no such series, and the share is 0, not "no data".
-    errors = f'sum(rate({contract.REQUESTS_TOTAL}{{{_API},status=~"{status_regex}"}}[{window}]))'
-    total = f"sum(rate({contract.REQUESTS_TOTAL}{{{_API}}}[{window}]))"
+    status = f'{_API},status=~"{status_regex}"'
+    errors = f"sum({scope.range('rate', contract.REQUESTS_TOTAL, status, window)})"
+    total = f"sum({scope.range('rate', contract.REQUESTS_TOTAL, _API, window)})"
     return f"({errors} or vector(0)) / {total}"
 
 
-def server_error_ratio(window: str = RATE_INTERVAL) -> str:
+def server_error_ratio(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
     """Share (0..1) of model API requests answered with 5xx; 4xx are the client's fault and excluded."""
-    return _status_class_ratio("5..", window)
+    return _status_class_ratio("5..", window, scope)
 
 
-def client_error_ratio(window: str = RATE_INTERVAL) -> str:
+def client_error_ratio(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
     """Share (0..1) of model API requests rejected with 4xx (bad input); shown, never alerted on."""
-    return _status_class_ratio("4..", window)
+    return _status_class_ratio("4..", window, scope)
 
 
 # --- latency -----------------------------------------------------------------------------------------
 
 
-def predict_latency_quantile(quantile: float, window: str = RATE_INTERVAL) -> str:
-    """Latency quantile (seconds) of /predict (any method) across all replicas."""
-    buckets = f"sum by (le) (rate({contract.REQUEST_DURATION}_bucket{{{_PREDICT}}}[{window}]))"
-    return f"histogram_quantile({quantile}, {buckets})"
+def predict_latency_quantile(quantile: float, window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
+    """Latency quantile (seconds) of /predict (any method) across the replicas in scope."""
+    rates = scope.range("rate", f"{contract.REQUEST_DURATION}_bucket", _PREDICT, window)
+    return f"histogram_quantile({quantile}, sum by (le) ({rates}))"
 
 
 # --- predictions -------------------------------------------------------------------------------------
 
 
-def prediction_heatmap(window: str = RATE_INTERVAL) -> str:
+def prediction_heatmap(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
     """Predictions per histogram bucket and interval, for a heatmap panel (format heatmap, legend {{le}})."""
-    return f"sum by (le) (increase({contract.PREDICTION_VALUE}_bucket{{{_JOB}}}[{window}]))"
+    increases = scope.range("increase", f"{contract.PREDICTION_VALUE}_bucket", _JOB, window)
+    return f"sum by (le) ({increases})"
 
 
-def prediction_median_expr() -> str:
-    """Median prediction over the shift window; recorded as PREDICTION_MEDIAN."""
-    buckets = f"sum by (le) (rate({contract.PREDICTION_VALUE}_bucket{{{_JOB}}}[{_shift_window()}]))"
-    return f"histogram_quantile(0.5, {buckets})"
+def prediction_median_expr(scope: Scope = FLEET) -> str:
+    """Median prediction over the shift window; recorded as PREDICTION_MEDIAN (FLEET), computed on the fly
+    for the replicas the dashboard selects."""
+    rates = scope.range("rate", f"{contract.PREDICTION_VALUE}_bucket", _JOB, _shift_window())
+    return f"histogram_quantile(0.5, sum by (le) ({rates}))"
 
 
 def prediction_median() -> str:
@@ -197,29 +263,47 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
-def availability_error_ratio_expr(window: str) -> str:
+def availability_error_ratio_expr(window: str, scope: Scope = FLEET) -> str:
     """Share of model API requests answered with 5xx over `window` (the availability SLI's complement)."""
-    return server_error_ratio(window)
+    return server_error_ratio(window, scope)
 
 
-def latency_error_ratio_expr(bound_seconds: float, window: str) -> str:
+def latency_error_ratio_expr(bound_seconds: float, window: str, scope: Scope = FLEET) -> str:
     """Share of /predict requests slower than `bound_seconds` (a bucket bound) over `window`."""
     duration = contract.REQUEST_DURATION
-    total = f"sum(rate({duration}_count{{{_PREDICT}}}[{window}]))"
-    fast = f'sum(rate({duration}_bucket{{{_PREDICT},le="{_le(bound_seconds)}"}}[{window}]))'
+    total = f"sum({scope.range('rate', f'{duration}_count', _PREDICT, window)})"
+    bound = f'{_PREDICT},le="{_le(bound_seconds)}"'
+    fast = f"sum({scope.range('rate', f'{duration}_bucket', bound, window)})"
     return f"({total} - {fast}) / {total}"
 
 
-def slo_error_ratio_expr(sli: str, window: str, latency_bound_seconds: float) -> str:
+def slo_error_ratio_expr(sli: str, window: str, latency_bound_seconds: float, scope: Scope = FLEET) -> str:
     """The error ratio of `sli` (AVAILABILITY or LATENCY) over `window`."""
     if sli == AVAILABILITY:
-        return availability_error_ratio_expr(window)
-    return latency_error_ratio_expr(latency_bound_seconds, window)
+        return availability_error_ratio_expr(window, scope)
+    return latency_error_ratio_expr(latency_bound_seconds, window, scope)
 
 
-def burn_rate(sli: str, window_seconds: int, budget: float) -> str:
+def slo_error_ratio(
+    sli: str, window_seconds: int, scope: Scope = FLEET, latency_bound_seconds: float | None = None
+) -> str:
+    """The error ratio of `sli` over a window: the recorded series for the fleet (what the alerts read),
+    computed from the raw series for any other scope (the recording rules keep no `instance`)."""
+    if scope == FLEET:
+        return slo_error_ratio_record(sli, window_seconds)
+    window = promql_duration(window_seconds)
+    return f"({slo_error_ratio_expr(sli, window, latency_bound_seconds, scope)})"
+
+
+def burn_rate(
+    sli: str,
+    window_seconds: int,
+    budget: float,
+    scope: Scope = FLEET,
+    latency_bound_seconds: float | None = None,
+) -> str:
     """How fast the error budget (1 - SLO) burns over a window: 1 = the budget lasts exactly the period."""
-    return f"{slo_error_ratio_record(sli, window_seconds)} / {budget!r}"
+    return f"{slo_error_ratio(sli, window_seconds, scope, latency_bound_seconds)} / {budget!r}"
 
 
 def multiwindow_burn(
@@ -234,30 +318,34 @@ def multiwindow_burn(
     return f'label_replace({" or ".join(conditions)}, "severity", "{severity}", "", "")'
 
 
-def error_budget_remaining(sli: str, budget: float, latency_bound_seconds: float) -> str:
+def error_budget_remaining(
+    sli: str, budget: float, latency_bound_seconds: float, scope: Scope = FLEET
+) -> str:
     """Share of the 30-day error budget left (1 = untouched, < 0 = overspent)."""
     period = promql_duration(SLO_PERIOD_SECONDS)
-    return f"1 - ({slo_error_ratio_expr(sli, period, latency_bound_seconds)}) / {budget!r}"
+    return f"1 - ({slo_error_ratio_expr(sli, period, latency_bound_seconds, scope)}) / {budget!r}"
 
 
-def sli(sli_name: str, window_seconds: int) -> str:
-    """The SLI itself (share of good requests) over a recorded window."""
-    return f"1 - {slo_error_ratio_record(sli_name, window_seconds)}"
+def sli(
+    sli_name: str, window_seconds: int, scope: Scope = FLEET, latency_bound_seconds: float | None = None
+) -> str:
+    """The SLI itself (share of good requests) over an SLO window."""
+    return f"1 - {slo_error_ratio(sli_name, window_seconds, scope, latency_bound_seconds)}"
 
 
 # --- fleet -------------------------------------------------------------------------------------------
 
 
-def target_up() -> str:
+def target_up(scope: Scope = FLEET) -> str:
     """1 per scraped model-server replica that answered its last scrape, 0 when it did not."""
-    return f"up{{{_JOB}}}"
+    return scope.restrict(f"up{{{scope.selector(_JOB)}}}")
 
 
-def replicas_up() -> str:
+def replicas_up(scope: Scope = FLEET) -> str:
     """Number of model-server replicas answering scrapes."""
-    return f"sum({target_up()})"
+    return f"sum({target_up(scope)})"
 
 
-def model_versions() -> str:
+def model_versions(scope: Scope = FLEET) -> str:
     """Replicas serving each model name/version."""
-    return f"count by (model, version) ({contract.MODEL_INFO}{{{_JOB}}})"
+    return f"count by (model, version) ({contract.MODEL_INFO}{{{scope.info_selector()}}})"

@@ -8,34 +8,38 @@ import re
 import pytest
 
 from dashboards import queries
+from dashboards.alerts import grafana_rule_groups, prometheus_rule_documents
 from dashboards.dashboard import build_dashboard, dashboard_json
 from dashboards.settings import DASHBOARD_UID, DATASOURCE_UID, SLO_WINDOWS_SECONDS, AlertSettings
 from server import contract
 from tests.support.prometheus import dashboard_exprs, grafana_expr_to_promql
 
+SCOPE = queries.DASHBOARD
+# Panels that read a recorded series: not (yet) in the variables' scope.
+UNSCOPED_PANELS = {"Feature drift (PSI, 1h)", "Feature samples (n, 1h)"}
+
 
 def all_query_strings() -> set[str]:
-    """Every expression queries.py can produce for a panel (its functions with Grafana's window)."""
+    """Every expression queries.py can produce for a panel (its functions with Grafana's window, in the
+    dashboard's scope)."""
     made = {
-        queries.request_rate_by_status(),
-        queries.predict_request_rate(),
-        queries.prediction_rate(),
-        queries.server_error_ratio(),
-        queries.client_error_ratio(),
-        queries.prediction_heatmap(),
-        queries.prediction_median(),
-        queries.prediction_shift(0.15),
+        queries.request_rate_by_status(scope=SCOPE),
+        queries.predict_request_rate(scope=SCOPE),
+        queries.prediction_rate(scope=SCOPE),
+        queries.server_error_ratio(scope=SCOPE),
+        queries.client_error_ratio(scope=SCOPE),
+        queries.prediction_heatmap(scope=SCOPE),
+        queries.prediction_median_expr(SCOPE),
         queries.feature_drift_psi(),
+        queries.replicas_up(SCOPE),
+        queries.model_versions(SCOPE),
         queries.feature_samples(),
-        queries.target_up(),
-        queries.replicas_up(),
-        queries.model_versions(),
     }
-    made |= {queries.predict_latency_quantile(q) for q in (0.5, 0.9, 0.95, 0.99)}
+    made |= {queries.predict_latency_quantile(q, scope=SCOPE) for q in (0.5, 0.9, 0.95, 0.99)}
     for sli, budget in ((queries.AVAILABILITY, 0.001), (queries.LATENCY, 0.01)):
-        made.add(queries.error_budget_remaining(sli, budget, 0.5))
-        made.add(queries.sli(sli, 3600))
-        made |= {queries.burn_rate(sli, w, budget) for w in SLO_WINDOWS_SECONDS}
+        made.add(queries.error_budget_remaining(sli, budget, 0.5, SCOPE))
+        made.add(queries.sli(sli, 3600, SCOPE, 0.5))
+        made |= {queries.burn_rate(sli, w, budget, SCOPE, 0.5) for w in SLO_WINDOWS_SECONDS}
     return made
 
 
@@ -84,19 +88,77 @@ def test_every_expr_comes_from_queries(dashboard: dict) -> None:
         assert "$" not in grafana_expr_to_promql(expr, scrape_interval_s=15)
 
 
+def test_variables_instance_and_version(dashboard: dict) -> None:
+    """Two query variables over the data source, multi-value, "All" (any value) selected by default."""
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert list(variables) == [queries.VERSION_VARIABLE, queries.INSTANCE_VARIABLE]
+    assert variables["version"]["query"] == f'label_values(model_info{{job="{contract.JOB_NAME}"}}, version)'
+    assert variables["instance"]["query"] == f'label_values(up{{job="{contract.JOB_NAME}"}}, instance)'
+    for variable in variables.values():
+        assert variable["type"] == "query"
+        assert variable["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}
+        assert variable["multi"] is True
+        assert variable["includeAll"] is True
+        assert variable["allValue"] == ".*"
+        assert variable["current"]["value"] == ["$__all"]
+        assert variable["refresh"] == 2  # on time range change: replicas come and go
+        assert variable["label"]
+        assert variable["description"]
+
+
+def test_every_panel_query_is_filtered_by_both_variables(dashboard: dict) -> None:
+    """Every series selector of every panel query is restricted to `$instance`, and the query to `$version`
+    (on model_info itself, or by dropping the replicas that serve another version); alert rules and
+    recording rules use no dashboard variable."""
+    job = f'job="{contract.JOB_NAME}"'
+    gate = f'{contract.MODEL_INFO}{{{job},version!~"$version"}}'
+    checked = set()
+    for title, expr in dashboard_exprs(dashboard):
+        if title in UNSCOPED_PANELS:
+            continue
+        checked.add(title)
+        selectors = [f"{metric}{{{matchers}}}" for metric, matchers in re.findall(r"(\w+)\{([^}]*)\}", expr)]
+        series = [s for s in selectors if s != gate]
+        assert series, (title, expr)
+        for selector in series:
+            assert job in selector, (title, selector)
+            assert 'instance=~"$instance"' in selector, (title, selector)
+        gates = len(selectors) - len(series)
+        if gates:  # per-replica series: each one (numerator and denominator alike) loses the other versions
+            assert gates == len(series) == expr.count(f"unless on (instance) {gate}"), (title, expr)
+        else:  # model_info itself carries the version
+            assert all(s.startswith(f"{contract.MODEL_INFO}{{") for s in series), (title, expr)
+            assert all('version=~"$version"' in s for s in series), (title, expr)
+    assert len(checked) >= 13
+    assert {title for title, _ in dashboard_exprs(dashboard)} >= UNSCOPED_PANELS
+
+
+def test_alert_and_recording_rules_use_no_dashboard_variable() -> None:
+    documents = prometheus_rule_documents(AlertSettings())
+    exprs = [rule["expr"] for doc in documents.values() for group in doc["groups"] for rule in group["rules"]]
+    assert len(exprs) >= 20
+    for expr in exprs:
+        assert "$" not in expr, expr
+    (group,) = grafana_rule_groups(DATASOURCE_UID, AlertSettings())
+    for rule in group["rules"]:
+        assert "$" not in json.loads(rule["datas"][0]["model"])["expr"], rule["name"]
+
+
 def test_the_required_panels_exist(dashboard: dict) -> None:
     by_title = {p["title"]: p for p in panels(dashboard)}
     exprs = {p["title"]: [t["expr"] for t in p["targets"]] for p in panels(dashboard)}
     assert by_title["Request rate by status"]["type"] == "timeseries"
-    assert exprs["Request rate by status"] == [queries.request_rate_by_status()]
+    assert exprs["Request rate by status"] == [queries.request_rate_by_status(scope=SCOPE)]
     latency = by_title[f"Latency {contract.PREDICT_HANDLER}"]
     assert latency["fieldConfig"]["defaults"]["unit"] == "s"
-    assert exprs[latency["title"]] == [queries.predict_latency_quantile(q) for q in (0.5, 0.95, 0.99)]
+    assert exprs[latency["title"]] == [
+        queries.predict_latency_quantile(q, scope=SCOPE) for q in (0.5, 0.95, 0.99)
+    ]
     assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
-    assert queries.server_error_ratio() in exprs["Error rate"]
+    assert queries.server_error_ratio(scope=SCOPE) in exprs["Error rate"]
     assert exprs["Feature drift (PSI, 1h)"] == [queries.FEATURE_DRIFT_PSI]
-    assert exprs["Model version"] == [queries.model_versions()]
-    assert queries.prediction_rate() in exprs["Throughput"]
+    assert exprs["Model version"] == [queries.model_versions(SCOPE)]
+    assert queries.prediction_rate(scope=SCOPE) in exprs["Throughput"]
     for panel in panels(dashboard):
         assert panel.get("description"), panel["title"]
         if panel["type"] != "heatmap":
@@ -106,7 +168,7 @@ def test_the_required_panels_exist(dashboard: dict) -> None:
 def test_heatmap_uses_the_server_buckets(dashboard: dict) -> None:
     (heatmap,) = [p for p in panels(dashboard) if p["type"] == "heatmap"]
     (target,) = heatmap["targets"]
-    assert target["expr"] == queries.prediction_heatmap()
+    assert target["expr"] == queries.prediction_heatmap(scope=SCOPE)
     assert target["format"] == "heatmap"
     assert target["legendFormat"] == "{{le}}"
     assert heatmap["options"]["calculate"] is False  # no re-bucketing in Grafana

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from dashboards import queries
 from infra.prometheus import RULES_DIR, scrape_config
 from tests.support.net import ProbeError, free_port, wait_for
 from tests.support.tools import require_binary
@@ -92,12 +93,33 @@ def _duration(seconds: float) -> str:
     return f"{round(seconds)}s" if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
 
 
-def grafana_expr_to_promql(expr: str, scrape_interval_s: float, range_s: float = 3600) -> str:
+# The main dashboard's template variables, with "All" selected.
+ALL_SELECTED = {queries.INSTANCE_VARIABLE: queries.ALL_VALUE, queries.VERSION_VARIABLE: queries.ALL_VALUE}
+# What Grafana's Prometheus data source backslash-escapes in a multi-value variable's values.
+_REGEX_SPECIAL = re.compile(r"([\\$^*+?.()|{}\[\]'])")
+
+
+def grafana_selection(*values: str) -> str:
+    """A multi-value variable's selection as Grafana's Prometheus data source writes it into a query: each
+    value regex-escaped (for the PromQL string: a doubled backslash), several joined as `(a|b)`."""
+    escaped = [_REGEX_SPECIAL.sub(r"\\\\\1", value) for value in values]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def grafana_expr_to_promql(
+    expr: str,
+    scrape_interval_s: float,
+    range_s: float = 3600,
+    variables: Mapping[str, str] = ALL_SELECTED,
+) -> str:
     """Substitute the Grafana variables a panel query may use, as Grafana would for a dashboard whose
     step is the scrape interval: `$__interval` = scrape interval, `$__rate_interval` = max(interval +
-    scrape interval, 4 * scrape interval), `$__range` = `range_s`. Unknown variables raise ValueError."""
+    scrape interval, 4 * scrape interval), `$__range` = `range_s`, and the dashboard's own `variables`
+    (name -> substituted text, e.g. `grafana_selection(...)`; default: "All" selected). Unknown variables
+    raise ValueError."""
     rate_interval = max(2 * scrape_interval_s, 4 * scrape_interval_s)
     substitutions = {
+        **variables,
         "__rate_interval": _duration(rate_interval),
         "__interval_ms": str(round(scrape_interval_s * 1000)),
         "__interval": _duration(scrape_interval_s),
