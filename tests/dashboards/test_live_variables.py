@@ -1,11 +1,11 @@
 """The dashboard's `instance` and `version` variables against a real Prometheus scraping two real replicas.
 
 Replica A serves the packaged model (version 1.0.0) healthy traffic drawn from the training deciles,
-batches included. Replica B serves the same model relabelled 2.0.0 with chaos on: one fixed row, every
-other request slower than the latency SLO bound, some injected 500s and some invalid bodies. So every
-panel shows something different for A, for B and for both, and each query can be checked for what the
-selection does, as Grafana substitutes it (`.*` for "All", escaped values joined as `(a|b)` otherwise),
-all at one evaluation time so the results compare exactly.
+batches included. Replica B serves the same model relabelled 2.0.0 with chaos on: one fixed row, a
+quarter of the requests slower than the latency SLO bound, a quarter injected 500s, a quarter invalid.
+So every panel shows something different for A, for B and for both, and each query can be checked for
+what the selection does, as Grafana substitutes it (`.*` for "All", escaped values joined as `(a|b)`
+otherwise), all at one evaluation time so the results compare exactly.
 """
 
 from __future__ import annotations
@@ -104,12 +104,13 @@ def healthy(client: httpx.Client, i: int, sampler: InputSampler) -> None:
 
 
 def troubled(client: httpx.Client, i: int, row: list[float]) -> None:
-    """Replica B: one fixed row; every other request slower than the SLO bound, every 4th a 500, every
-    5th an invalid body (422)."""
-    headers = {contract.CHAOS_DELAY_HEADER: f"{SLOW_S if i % 2 else 0.01:g}"}
-    if i % 4 == 0:
+    """Replica B, in a cycle of four: one fixed row answered 200 after sleeping past the SLO bound, then 200
+    at once, an injected 500, an invalid body (422). Every kind recurs within a second."""
+    kind = i % 4
+    headers = {contract.CHAOS_DELAY_HEADER: f"{SLOW_S:g}"} if kind == 0 else {}
+    if kind == 2:
         headers[contract.CHAOS_STATUS_HEADER] = "500"
-    body = {"features": [*row, 0.0]} if i % 5 == 0 else {"features": row}
+    body = {"features": [*row, 0.0]} if kind == 3 else {"features": row}
     client.post(contract.PREDICT_HANDLER, json=body, headers=headers)
 
 
@@ -130,31 +131,27 @@ def at(replicas: Replicas, prometheus: RunningPrometheus) -> Iterator[float]:
     for thread in threads:
         thread.start()
     try:
-        counts = (
-            f"sum by (instance, status) ({contract.REQUESTS_TOTAL}{{handler='{contract.PREDICT_HANDLER}'}})"
-        )
-
-        def enough() -> bool:
-            seen = {
-                (s["metric"]["instance"], s["metric"]["status"]): float(s["value"][1])
-                for s in query(prometheus.base_url, counts)
-            }
-            b = replicas.b.target
-            return seen.get((replicas.a.target, "200"), 0) >= 200 and all(
-                seen.get((b, status), 0) >= 2 for status in ("200", "422", "500")
-            )
-
-        wait_for(enough, 120, what="traffic on both replicas")
         rate_window = grafana_expr_to_promql("$__rate_interval", SCRAPE_INTERVAL_S)
-        wait_for(
-            lambda: (
-                len(query(prometheus.base_url, f"count_over_time({queries.target_up()}[{rate_window}]) >= 4"))
-                == 2
-            ),
-            60,
-            what="a full rate window of scrapes",
-        )
-        yield time.time() - SCRAPE_INTERVAL_S
+        per_request = f"{contract.REQUESTS_TOTAL}{{handler='{contract.PREDICT_HANDLER}'}}[{rate_window}]"
+        rates = f"sum by (instance, status) (rate({per_request}))"
+        scrapes = f"count_over_time({queries.target_up()}[{rate_window}]) >= 4"
+        wanted = {(replicas.a.target, "200")} | {(replicas.b.target, s) for s in ("200", "422", "500")}
+
+        def ready() -> float | None:
+            """A time at which every kind of request has a rate on its replica, over a full window."""
+            candidate = time.time() - SCRAPE_INTERVAL_S
+            positive = {
+                (s["metric"]["instance"], s["metric"]["status"])
+                for s in query(prometheus.base_url, rates, at=candidate)
+                if float(s["value"][1]) > 0
+            }
+            scraped = len(query(prometheus.base_url, scrapes, at=candidate)) == 2
+            return candidate if scraped and wanted <= positive else None
+
+        # Enough that the 1h median and the 30d ratios have data on both replicas.
+        total = f"sum({contract.PREDICTION_VALUE}_count) > 300"
+        wait_for(lambda: query(prometheus.base_url, total), 120, what="traffic")
+        yield wait_for(ready, 60, what="every kind of request in one rate window")
     finally:
         traffic.stop.set()
         for thread in threads:
