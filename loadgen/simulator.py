@@ -8,8 +8,9 @@ bodies) at a fixed rate for a bounded time, in one of these modes:
 - ``prediction-shift``: rows are chosen (with the model itself) whose prediction lies in the upper
   (or lower) tail of the normal prediction distribution, which moves the prediction median;
 - ``latency`` / ``errors``: a share of valid requests carries the server's chaos headers
-  (``X-Chaos-Delay-Seconds`` / ``X-Chaos-Status``), honoured only when the server runs with
-  ``MODEL_CHAOS_ENABLED`` (stack config ``chaosEnabled``).
+  (``X-Chaos-Delay-Seconds`` / ``X-Chaos-Status``) and the server's chaos token (``X-Chaos-Token``,
+  ``--chaos-token`` or ``$MODEL_CHAOS_TOKEN``), honoured only when the server runs with
+  ``MODEL_CHAOS_ENABLED`` and that token (stack config ``chaosEnabled``).
 
 ``--scenario demo`` runs the documented sequence of modes so every alert can be watched firing.
 Realistic inputs come from the model artifact's ``reference_deciles``.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -50,6 +52,7 @@ from server.contract import (
     CHAOS_MAX_DELAY_SECONDS,
     CHAOS_STATUS_HEADER,
     CHAOS_STATUSES,
+    CHAOS_TOKEN_HEADER,
     HEALTH_PATH,
     PREDICT_HANDLER,
 )
@@ -105,6 +108,7 @@ class LoadConfig:
     chaos_share: float = 0.5
     chaos_delay: float = 1.0
     chaos_status: int = 500
+    chaos_token: str = field(default="", repr=False)  # the server's MODEL_CHAOS_TOKEN (a secret)
     concurrency: int = 64
     timeout: float = 10.0
     progress_interval: float = 5.0
@@ -265,6 +269,7 @@ class RequestPlanner:
             return Planned(INVALID, rng.choice(self._invalid)[1], {"content-type": "application/json"})
         headers = {"content-type": "application/json"}
         if c.mode in CHAOS_MODES and rng.random() < c.chaos_share:
+            headers[CHAOS_TOKEN_HEADER] = c.chaos_token
             if c.mode == "latency":
                 headers[CHAOS_DELAY_HEADER] = f"{c.chaos_delay:g}"
             else:
@@ -298,17 +303,19 @@ async def preflight(client: httpx.AsyncClient, config: LoadConfig, probe: bytes)
             raise LoadgenError(f"cannot reach the model server at {url}: {e!r}") from e
         if r.status_code != 200:
             raise LoadgenError(f"model server at {url} is not healthy: GET {HEALTH_PATH} -> {r.status_code}")
-        if config.mode in CHAOS_MODES and not await chaos_enabled(client, url, probe):
+        if config.mode in CHAOS_MODES and not await chaos_enabled(client, url, probe, config.chaos_token):
             raise LoadgenError(
                 f"mode {config.mode!r} needs the server's chaos setting, but {url} ignores "
-                f"{CHAOS_STATUS_HEADER}: start it with MODEL_CHAOS_ENABLED=1 "
+                f"{CHAOS_STATUS_HEADER}: start it with MODEL_CHAOS_ENABLED=1 and MODEL_CHAOS_TOKEN, and give "
+                "this the same token (--chaos-token or $MODEL_CHAOS_TOKEN) "
                 "(stack: `pulumi config set chaosEnabled true && make up`)"
             )
 
 
-async def chaos_enabled(client: httpx.AsyncClient, url: str, probe: bytes) -> bool:
-    """Whether the server honours the chaos headers (probe: one valid request asking for a 503)."""
-    headers = {"content-type": "application/json", CHAOS_STATUS_HEADER: "503"}
+async def chaos_enabled(client: httpx.AsyncClient, url: str, probe: bytes, token: str) -> bool:
+    """Whether the server honours the chaos headers with this token (probe: one valid request asking
+    for a 503)."""
+    headers = {"content-type": "application/json", CHAOS_STATUS_HEADER: "503", CHAOS_TOKEN_HEADER: token}
     r = await client.post(f"{url}{PREDICT_HANDLER}", content=probe, headers=headers)
     return r.status_code == 503
 
@@ -508,12 +515,16 @@ async def run_scenario(
     async with httpx.AsyncClient(timeout=base.timeout) as client:
         await preflight(client, replace(base, mode="normal"), probe_body(model))
         chaos = needs_chaos and all(
-            [await chaos_enabled(client, url, probe_body(model)) for url in split_urls(base.url)]
+            [
+                await chaos_enabled(client, url, probe_body(model), base.chaos_token)
+                for url in split_urls(base.url)
+            ]
         )
     if needs_chaos and not chaos:
         print(
             f"warning: {base.url} ignores the chaos headers, so the latency and error phases are skipped; "
-            "enable them with `pulumi config set chaosEnabled true && make up`",
+            "enable them with `pulumi config set chaosEnabled true && make up` and pass the server's "
+            "chaos token (--chaos-token or $MODEL_CHAOS_TOKEN)",
             file=out,
             flush=True,
         )
@@ -667,6 +678,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--chaos-delay", type=float, default=d.chaos_delay, help="latency mode: seconds of delay")
     p.add_argument("--chaos-status", type=int, default=d.chaos_status, help="errors mode: status to ask for")
+    p.add_argument(
+        "--chaos-token",
+        # No default shown: it is a secret. `%(default).0s` as below.
+        help="the server's MODEL_CHAOS_TOKEN, sent with the chaos headers (default: $MODEL_CHAOS_TOKEN)"
+        "%(default).0s",
+    )
     p.add_argument("--concurrency", type=int, default=d.concurrency, help="most requests in flight")
     p.add_argument("--timeout", type=float, default=d.timeout, help="per-request timeout (s)")
     p.add_argument(
@@ -703,6 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         chaos_share=args.chaos_share,
         chaos_delay=args.chaos_delay,
         chaos_status=args.chaos_status,
+        chaos_token=(
+            args.chaos_token if args.chaos_token is not None else os.environ.get("MODEL_CHAOS_TOKEN", "")
+        ).strip(),
         concurrency=args.concurrency,
         timeout=args.timeout,
         progress_interval=(

@@ -3,6 +3,10 @@
 With more than one worker (or ``PROMETHEUS_MULTIPROC_DIR`` set) metrics run in prometheus-client's
 multiprocess mode: the directory is emptied before the workers start (stale files would be summed),
 and a temporary one is created and removed afterwards when none is given.
+
+The server's settings (``server.settings``, from the environment) are checked before anything starts: a bad
+value is one line on stderr and exit code 2. The connection limits among them are handed to uvicorn and to
+the bounded HTTP protocol (``server.protocol``).
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ import argparse
 import logging
 import os
 import shutil
+import sys
 import tempfile
 
 import uvicorn
 
 from server.contract import SERVER_PORT
+from server.settings import ServerSettings
 
 log = logging.getLogger("server")
+# A string: uvicorn imports it in each worker (server.metrics must not be imported here before
+# PROMETHEUS_MULTIPROC_DIR is set).
+HTTP_PROTOCOL = "server.protocol:BoundedHttpToolsProtocol"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,8 +51,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def load_settings() -> ServerSettings:
+    """The settings from the environment, or exit 2 with one line naming the bad value."""
+    try:
+        return ServerSettings.from_env()
+    except ValueError as error:
+        print(f"python -m server: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def uvicorn_options(settings: ServerSettings) -> dict[str, object]:
+    """The uvicorn arguments the settings decide: the bounded protocol and the connection limits."""
+    return {
+        "http": HTTP_PROTOCOL,
+        "timeout_keep_alive": settings.keep_alive,
+        "limit_concurrency": settings.limit_concurrency,
+        "timeout_graceful_shutdown": settings.graceful_shutdown,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    settings = load_settings()
     created = None
     multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if args.workers > 1 and not multiproc_dir:
@@ -63,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
             workers=args.workers,
             log_level=args.log_level,
             access_log=args.access_log,
+            **uvicorn_options(settings),  # type: ignore[arg-type]
         )
     finally:
         if created:

@@ -5,6 +5,7 @@ runs it): importing this module builds nothing.
 """
 
 import asyncio
+import hmac
 import logging
 import math
 import signal
@@ -21,7 +22,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from server import contract, metrics
-from server.contract import CHAOS_DELAY_HEADER, CHAOS_MAX_DELAY_SECONDS, CHAOS_STATUS_HEADER, CHAOS_STATUSES
+from server.contract import (
+    CHAOS_DELAY_HEADER,
+    CHAOS_MAX_DELAY_SECONDS,
+    CHAOS_STATUS_HEADER,
+    CHAOS_STATUSES,
+    CHAOS_TOKEN_HEADER,
+)
 from server.model import Model, load_model
 from server.settings import ServerSettings
 
@@ -192,6 +199,7 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         metrics.mark_dead_workers()
+        metrics.create_rejection_series()
         state.recorder = metrics.PredictionRecorder(model)
         state.ready = True
         _drain_on_sigterm(state, settings.shutdown_drain_seconds)
@@ -232,10 +240,18 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
     if settings.chaos_enabled:
         responses.update({code: {"description": "Injected by chaos"} for code in CHAOS_STATUSES})
 
+        token = settings.chaos_token.encode()
+
         async def predict_chaos(body: PredictBody, request: Request) -> Any:  # type: ignore[valid-type]
-            """Predict; honours X-Chaos-Delay-Seconds (0..5) and X-Chaos-Status (500|503)."""
-            injected = await _chaos(request.headers)
-            return injected if injected is not None else await predict(body)
+            """Predict; with the right X-Chaos-Token, honours X-Chaos-Delay-Seconds (0..5) and
+            X-Chaos-Status (500|503)."""
+            supplied = request.headers.get(CHAOS_TOKEN_HEADER)
+            # Constant time: the comparison must not tell a client how much of a guess was right.
+            if supplied is not None and hmac.compare_digest(supplied.encode(), token):
+                injected = await _chaos(request.headers)
+                if injected is not None:
+                    return injected
+            return await predict(body)
 
         endpoint = predict_chaos
     else:

@@ -36,13 +36,22 @@ FEATURE_BINS = tuple(str(i) for i in range(10))
 MODEL_INFO = "model_info"
 MODEL_INFO_LABELS = ("model", "version")
 
+# Requests the HTTP layer refused before the app saw them, by reason: malformed (the parser's 400),
+# headers_too_large (431), read_timeout (408 or closed: the request did not arrive in time), over_capacity
+# (503 over the concurrency limit).
+HTTP_REJECTED_TOTAL = "model_http_rejected_total"
+HTTP_REJECTED_LABELS = ("reason",)
+HTTP_REJECTED_REASONS = ("malformed", "headers_too_large", "read_timeout", "over_capacity")
+
 # Handler label values: the route template for matched routes, one value for everything else
 # so hostile URLs cannot create new series.
 PREDICT_HANDLER = "/predict"
 UNMATCHED_HANDLER = "unmatched"
 
-# Chaos request headers (honoured only with MODEL_CHAOS_ENABLED) and the values they accept: the server
-# enforces them, the load generator sends them.
+# Chaos request headers (honoured only with MODEL_CHAOS_ENABLED, and only on a request whose token header
+# carries the server's MODEL_CHAOS_TOKEN) and the values they accept: the server enforces them, the load
+# generator sends them.
+CHAOS_TOKEN_HEADER = "X-Chaos-Token"
 CHAOS_DELAY_HEADER = "X-Chaos-Delay-Seconds"
 CHAOS_STATUS_HEADER = "X-Chaos-Status"
 CHAOS_MAX_DELAY_SECONDS = 5.0

@@ -62,7 +62,13 @@ MODEL_INFO = Gauge(
     multiprocess_mode="livemax",
     registry=None,
 )
-COLLECTORS = (REQUESTS, REQUEST_DURATION, PREDICTIONS, FEATURE_BINS, MODEL_INFO)
+HTTP_REJECTED = Counter(
+    contract.HTTP_REJECTED_TOTAL,
+    "Requests refused by the HTTP layer before reaching the app, by reason.",
+    contract.HTTP_REJECTED_LABELS,
+    registry=None,
+)
+COLLECTORS = (REQUESTS, REQUEST_DURATION, PREDICTIONS, FEATURE_BINS, MODEL_INFO, HTTP_REJECTED)
 
 # Anything else a client sends as a method is folded into one value (bounded label set).
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -78,6 +84,12 @@ def build_registry() -> CollectorRegistry:
         for collector in COLLECTORS:
             registry.register(collector)
     return registry
+
+
+def create_rejection_series() -> None:
+    """Every reason's series at 0 from start-up, so a rate over it exists before the first refusal."""
+    for reason in contract.HTTP_REJECTED_REASONS:
+        HTTP_REJECTED.labels(reason)
 
 
 class PredictionRecorder:

@@ -11,6 +11,7 @@ flags, so the whole run takes well under 90 s.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,7 @@ from infra.prometheus import scrape_config
 from tests.support import PROJECT_ROOT
 from tests.support.net import free_port, wait_for
 from tests.support.prometheus import active_alerts, prometheus_with_config, query, rule_groups
-from tests.support.server import running_server
+from tests.support.server import CHAOS_ENV, CHAOS_TOKEN, running_server
 from tests.support.tools import require_binary
 
 pytestmark = pytest.mark.live
@@ -110,7 +111,10 @@ def running_alertmanager(config_path: Path) -> Iterator[str]:
 def _loadgen(url: str, mode: str, seconds: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "loadgen", "--url", url, "--mode", mode, "--rate", "25"]
     command += ["--duration", str(seconds), "--seed", "11"]
-    return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = {**os.environ, "MODEL_CHAOS_TOKEN": CHAOS_TOKEN}  # the chaos headers count only with it
+    return subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
 
 
 def test_critical_alerts_page_and_nothing_else_arrives(tmp_path: Path) -> None:
@@ -137,7 +141,7 @@ def test_critical_alerts_page_and_nothing_else_arrives(tmp_path: Path) -> None:
     }
 
     with (
-        running_server(tmp_path, env={"MODEL_CHAOS_ENABLED": "1"}) as server,
+        running_server(tmp_path, env=CHAOS_ENV) as server,
         running_alertmanager(out / "alertmanager" / "alertmanager.yml") as alertmanager,
         tempfile.TemporaryDirectory(prefix="prometheus-notify-") as prom_dir,
     ):

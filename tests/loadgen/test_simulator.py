@@ -50,7 +50,7 @@ from tests.support.prometheus import (
     running_prometheus,
 )
 from tests.support.psi import reference_psi
-from tests.support.server import RunningServer, running_server
+from tests.support.server import CHAOS_ENV, CHAOS_TOKEN, RunningServer, running_server
 
 pytestmark = pytest.mark.live
 
@@ -63,12 +63,9 @@ FEATURES = list(MODEL.feature_names)
 # A real server per chaos setting
 
 
-CHAOS = {"MODEL_CHAOS_ENABLED": "1"}
-
-
 @pytest.fixture(scope="module")
 def chaos_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("chaos"), env=CHAOS) as server:
+    with running_server(tmp_path_factory.mktemp("chaos"), env=CHAOS_ENV) as server:
         yield server
 
 
@@ -139,7 +136,13 @@ def requests_by_status(d: Samples) -> dict[str, float]:
 def drive(server: RunningServer, **overrides: object) -> tuple[Samples, object]:
     """One bounded, seeded run; returns the /metrics delta and the client-side stats."""
     config = LoadConfig(
-        url=server.url, rate=200.0, duration=3.0, max_requests=300, seed=7, progress_interval=1.0
+        url=server.url,
+        rate=200.0,
+        duration=3.0,
+        max_requests=300,
+        seed=7,
+        progress_interval=1.0,
+        chaos_token=CHAOS_TOKEN,
     )
     config = replace(config, **overrides)
     before = scrape(server.url)
@@ -270,6 +273,35 @@ def test_chaos_modes_refuse_a_server_without_chaos(plain_server: RunningServer, 
     assert sum(requests_by_status(delta(before, scrape(plain_server.url))).values()) == 1
 
 
+@pytest.mark.parametrize("token", ["", "not-the-servers-token"])
+def test_chaos_modes_refuse_a_server_that_does_not_take_the_token(
+    chaos_server: RunningServer, token: str
+) -> None:
+    before = scrape(chaos_server.url)
+    config = LoadConfig(url=chaos_server.url, mode="errors", duration=2, chaos_token=token)
+    with pytest.raises(LoadgenError, match="MODEL_CHAOS_TOKEN"):
+        asyncio.run(run(config, model=MODEL, out=io.StringIO()))
+    # The probe asked for a 503 without the right token: served as a normal request.
+    counted = requests_by_status(delta(before, scrape(chaos_server.url)))
+    assert {status: n for status, n in counted.items() if n} == {"200": 1}
+
+
+def test_the_cli_sends_the_token_from_the_environment(
+    chaos_server: RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--url", chaos_server.url, "--mode", "errors", "--chaos-status", "503", "--chaos-share", "1"]
+    argv += ["--rate", "50", "--requests", "5", "--invalid-share", "0", "--batch-share", "0"]
+    monkeypatch.delenv("MODEL_CHAOS_TOKEN", raising=False)
+    assert main(argv) == 1
+    assert "MODEL_CHAOS_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("MODEL_CHAOS_TOKEN", CHAOS_TOKEN)
+    before = scrape(chaos_server.url)
+    assert main(argv) == 0
+    assert requests_by_status(delta(before, scrape(chaos_server.url)))["503"] == 5 + 1  # + the probe
+    assert main([*argv, "--chaos-token", "not-the-servers-token"]) == 1  # the flag wins
+    assert CHAOS_TOKEN not in capsys.readouterr().out  # a secret: never echoed
+
+
 def test_unreachable_server_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["--url", url, "--duration", "1"]) == 1
@@ -325,6 +357,8 @@ def test_cli_reports_progress_and_stops_by_itself(chaos_server: RunningServer) -
             "0.5",
             "--seed",
             "1",
+            "--chaos-token",
+            CHAOS_TOKEN,
         ],
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -377,7 +411,7 @@ def monitored_server(tmp_path: Path) -> Iterator[tuple[RunningServer, RunningPro
     """A fresh chaos-enabled server (so the 1h/5m windows hold only this test's traffic) and a
     Prometheus scraping it every second with the rule files the stack deploys."""
     with (
-        running_server(tmp_path, env=CHAOS) as server,
+        running_server(tmp_path, env=CHAOS_ENV) as server,
         running_prometheus(prometheus_rule_files(THRESHOLDS), [server.target]) as prom,
     ):
         # A scrape before any traffic, so increase() sees the counters' start at 0.
@@ -424,7 +458,13 @@ def test_each_mode_makes_its_alert_pending_in_prometheus(
     latency -> ModelHighLatency. Alerts stay pending: their `for:` is minutes, this test is seconds."""
     server, prom = monitored_server
     base = LoadConfig(
-        url=server.url, rate=200.0, duration=5.0, max_requests=300, seed=11, progress_interval=5
+        url=server.url,
+        rate=200.0,
+        duration=5.0,
+        max_requests=300,
+        seed=11,
+        progress_interval=5,
+        chaos_token=CHAOS_TOKEN,
     )
     sent = 0
 

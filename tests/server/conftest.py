@@ -11,7 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.contract import CHAOS_TOKEN_HEADER
 from server.settings import ServerSettings
+from tests.support.server import CHAOS_TOKEN
 
 VALID = {"features": [0.5, 0.3, 0.7]}
 
@@ -29,5 +31,7 @@ def client() -> Iterator[TestClient]:
 
 @pytest.fixture
 def chaos_client() -> Iterator[TestClient]:
-    with TestClient(create_app(ServerSettings(chaos_enabled=True))) as c:
+    """Chaos on; every request carries the right token (tests that send another token say so)."""
+    app = create_app(ServerSettings(chaos_enabled=True, chaos_token=CHAOS_TOKEN))
+    with TestClient(app, headers={CHAOS_TOKEN_HEADER: CHAOS_TOKEN}) as c:
         yield c

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from server import contract
+from tests.support.server import CHAOS_TOKEN
 
 from .conftest import VALID, value
 
@@ -250,6 +251,21 @@ def test_chaos_is_off_by_default_and_headers_are_ignored(client):
     )
     assert response.status_code == 200
     assert requests(client, 200) - before == 1
+
+
+@pytest.mark.parametrize(
+    "token", [None, "", "wrong", CHAOS_TOKEN[:-1], CHAOS_TOKEN + "x", CHAOS_TOKEN.upper()]
+)
+def test_chaos_headers_without_the_token_are_ignored(chaos_client, token):
+    headers = {"X-Chaos-Status": "503", "X-Chaos-Delay-Seconds": "9"}  # 9 s: out of range, a 422 if read
+    if token is None:
+        del chaos_client.headers[contract.CHAOS_TOKEN_HEADER]
+    else:
+        headers[contract.CHAOS_TOKEN_HEADER] = token
+    before = requests(chaos_client, 200)
+    response = chaos_client.post(PREDICT, json=VALID, headers=headers)
+    assert response.status_code == 200
+    assert requests(chaos_client, 200) - before == 1
 
 
 @pytest.mark.parametrize("status", [500, 503])

@@ -14,7 +14,7 @@ from server import contract
 from server.app import create_app
 from server.settings import ServerSettings
 
-APP = create_app(ServerSettings(chaos_enabled=True))
+APP = create_app(ServerSettings(chaos_enabled=True, chaos_token="robustness-chaos-token"))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

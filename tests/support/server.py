@@ -1,8 +1,8 @@
 """A real `python -m server` for tests: started on a free 127.0.0.1 port, ready when every worker has
 finished its start-up, always stopped with its whole process group.
 
-    with running_server(tmp_path, workers=2, env={"MODEL_CHAOS_ENABLED": "1"}) as server:
-        httpx.post(f"{server.url}/predict", json=...)
+    with running_server(tmp_path, workers=2, env=CHAOS_ENV) as server:
+        httpx.post(f"{server.url}/predict", json=..., headers={CHAOS_TOKEN_HEADER: CHAOS_TOKEN, ...})
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from tests.support.net import free_port, wait_for
 # uvicorn logs this once per worker, after the app's lifespan start-up (metrics series created).
 STARTUP_COMPLETE = "Application startup complete."
 LOG_TAIL = 4000  # characters of the server log put into failure messages
+# Chaos on, with the token a client must send (X-Chaos-Token) for the chaos headers to count.
+CHAOS_TOKEN = "test-chaos-token-0123456789"
+CHAOS_ENV = {"MODEL_CHAOS_ENABLED": "1", "MODEL_CHAOS_TOKEN": CHAOS_TOKEN}
 
 
 @dataclass(frozen=True)

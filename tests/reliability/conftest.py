@@ -1,0 +1,71 @@
+"""Raw-socket clients for the reliability suite: what a hostile or broken client does, byte by byte.
+
+Every socket has a timeout, so a server that never answers fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from server import contract
+
+
+def connect(url: str, timeout: float) -> socket.socket:
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def request_head(path: str = contract.HEALTH_PATH, method: str = "GET", extra: bytes = b"") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode() + extra
+
+
+def answer(sock: socket.socket) -> tuple[int | None, float]:
+    """Read until the server closes: (the status of the first response or None if nothing came back,
+    seconds waited). A reset counts as closed; a socket timeout propagates (the server held on)."""
+    start = time.monotonic()
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
+    elapsed = time.monotonic() - start
+    status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/1.") else None
+    return status, elapsed
+
+
+def send_all(sock: socket.socket, data: bytes) -> bool:
+    """Send everything, or stop when the server closes the connection (False)."""
+    try:
+        sock.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"{url}{contract.METRICS_PATH}", timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def rejected(url: str, reason: str) -> float:
+    return scrape(url)[(contract.HTTP_REJECTED_TOTAL, (("reason", reason),))]
