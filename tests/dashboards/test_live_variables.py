@@ -42,7 +42,7 @@ from tests.support.prometheus import (
     query,
     running_prometheus,
 )
-from tests.support.server import RunningServer, running_server
+from tests.support.server import CHAOS_ENV, CHAOS_TOKEN, RunningServer, running_server
 
 pytestmark = pytest.mark.live
 
@@ -65,7 +65,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     assert artifact["version"] == VERSION_A
     model_b = directory / "model-b.json"
     model_b.write_text(json.dumps({**artifact, "version": VERSION_B}))
-    env_b = {"MODEL_PATH": str(model_b), "MODEL_CHAOS_ENABLED": "1"}
+    env_b = {"MODEL_PATH": str(model_b), **CHAOS_ENV}
     with running_server(directory) as a, running_server(directory, env=env_b) as b:
         yield Replicas(a, b)
 
@@ -107,7 +107,9 @@ def troubled(client: httpx.Client, i: int, row: list[float]) -> None:
     """Replica B, in a cycle of four: one fixed row answered 200 after sleeping past the SLO bound, then 200
     at once, an injected 500, an invalid body (422). Every kind recurs within a second."""
     kind = i % 4
-    headers = {contract.CHAOS_DELAY_HEADER: f"{SLOW_S:g}"} if kind == 0 else {}
+    headers = {contract.CHAOS_TOKEN_HEADER: CHAOS_TOKEN}
+    if kind == 0:
+        headers[contract.CHAOS_DELAY_HEADER] = f"{SLOW_S:g}"
     if kind == 2:
         headers[contract.CHAOS_STATUS_HEADER] = "500"
     body = {"features": [*row, 0.0]} if kind == 3 else {"features": row}
