@@ -5,6 +5,8 @@
 #   model-monitoring/prometheus:bookworm     Debian's prometheus + wget; ENTRYPOINT prometheus, USER nobody
 #   model-monitoring/alertmanager:bookworm   Debian's prometheus-alertmanager + wget; ENTRYPOINT alertmanager,
 #                                            USER nobody
+#   model-monitoring/haproxy:bookworm        Debian's haproxy (2.6, its Prometheus exporter built in);
+#                                            ENTRYPOINT haproxy, USER haproxy (like the official image)
 # Usage: scripts/e2e-images.sh [--force]. Needs root, debootstrap and a Docker engine.
 # Env: DEBIAN_MIRROR (default: the host's apt mirror for Debian, else deb.debian.org).
 set -euo pipefail
@@ -12,6 +14,7 @@ set -euo pipefail
 PYTHON_IMAGE=${E2E_PYTHON_IMAGE:-model-monitoring/debian-python:bookworm}
 PROMETHEUS_IMAGE=${E2E_PROMETHEUS_IMAGE:-model-monitoring/prometheus:bookworm}
 ALERTMANAGER_IMAGE=${E2E_ALERTMANAGER_IMAGE:-model-monitoring/alertmanager:bookworm}
+GATEWAY_IMAGE=${E2E_GATEWAY_IMAGE:-model-monitoring/haproxy:bookworm}
 SUITE=bookworm
 LABEL=org.model-monitoring.recipe
 force=${1:-}
@@ -21,6 +24,7 @@ builder() {  # the build function of image $1
     "$PYTHON_IMAGE") echo build_python ;;
     "$PROMETHEUS_IMAGE") echo build_prometheus ;;
     "$ALERTMANAGER_IMAGE") echo build_alertmanager ;;
+    "$GATEWAY_IMAGE") echo build_gateway ;;
   esac
 }
 
@@ -91,11 +95,21 @@ build_alertmanager() {
     --change 'CMD ["--config.file=/etc/alertmanager/alertmanager.yml", "--storage.path=/alertmanager"]'
 }
 
+build_gateway() {
+  rootfs "$work/haproxy" haproxy "$work/haproxy.log"
+  # Like the official haproxy image: its config at /usr/local/etc/haproxy/haproxy.cfg, run as haproxy.
+  install -d "$work/haproxy/usr/local/etc/haproxy"
+  import_rootfs "$work/haproxy" "$GATEWAY_IMAGE" \
+    --change 'USER haproxy' \
+    --change 'ENTRYPOINT ["/usr/sbin/haproxy"]' \
+    --change 'CMD ["-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]'
+}
+
 todo=()
-for image in "$PYTHON_IMAGE" "$PROMETHEUS_IMAGE" "$ALERTMANAGER_IMAGE"; do
+for image in "$PYTHON_IMAGE" "$PROMETHEUS_IMAGE" "$ALERTMANAGER_IMAGE" "$GATEWAY_IMAGE"; do
   if [ "$force" = --force ] || ! current "$image"; then todo+=("$image"); fi
 done
-[ ${#todo[@]} -eq 0 ] && { echo "e2e images up to date: $PYTHON_IMAGE $PROMETHEUS_IMAGE $ALERTMANAGER_IMAGE"; exit 0; }
+[ ${#todo[@]} -eq 0 ] && { echo "e2e images up to date: $PYTHON_IMAGE $PROMETHEUS_IMAGE $ALERTMANAGER_IMAGE $GATEWAY_IMAGE"; exit 0; }
 
 [ "$(id -u)" -eq 0 ] || { echo "error: building ${todo[*]} needs root (debootstrap)" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "error: debootstrap missing (apt-get install debootstrap)" >&2; exit 1; }

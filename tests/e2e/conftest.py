@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import docker_engine
 from tests.support.docker_stack import RealizedStack, remove_stale
-from tests.support.net import free_port, free_port_range
+from tests.support.net import free_port
 from tests.support.pulumi_mocks import CONTAINER, DASHBOARD, IMAGE, Program, Resource, run_program
 
 SCRAPE_INTERVAL = "1s"
@@ -60,7 +60,7 @@ class Stack:
     realized: RealizedStack
     prometheus_url: str
     alertmanager_url: str
-    model_server_urls: list[str]
+    model_api_url: str  # the gateway: the one endpoint clients use
     scrape_interval_s: float
 
     def model_server_containers(self) -> list[Resource]:
@@ -81,14 +81,14 @@ def stack(
 ) -> Iterator[Stack]:
     if stale := remove_stale(docker_client):
         _say(pytestconfig, f"removed what earlier e2e runs left behind: {stale}")
-    first_model_port = free_port_range(REPLICAS)
     config = {
         # The program's own image keys point at the local images: no special code path for the test.
         "prometheusImage": base_images.prometheus,
         "alertmanagerImage": base_images.alertmanager,
+        "gatewayImage": base_images.gateway,
         "modelServerBaseImage": base_images.python,
         "modelServerReplicas": str(REPLICAS),
-        "modelServerHostPort": str(first_model_port),
+        "modelServerHostPort": str(free_port()),
         "prometheusHostPort": str(free_port()),
         "grafanaHostPort": str(free_port()),
         "alertmanagerHostPort": str(free_port()),
@@ -110,7 +110,7 @@ def stack(
         realized.up()
         for skipped in realized.skipped:
             message = (
-                f"E2E: container {skipped.resource.plain_inputs['name']} NOT STARTED ({skipped.reason}); "
+                f"E2E: container {skipped.resource.name} NOT STARTED ({skipped.reason}); "
                 "its part of the stack is not covered by this test"
             )
             _say(pytestconfig, message)
@@ -123,7 +123,7 @@ def stack(
             realized=realized,
             prometheus_url=outputs["prometheusUrl"],
             alertmanager_url=outputs["alertmanagerUrl"],
-            model_server_urls=list(outputs["modelServerUrls"]),
+            model_api_url=outputs["modelServerUrl"],
             scrape_interval_s=float(SCRAPE_INTERVAL.removesuffix("s")),
         )
     except Exception:

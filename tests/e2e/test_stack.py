@@ -1,17 +1,22 @@
 """The stack the Pulumi program declares, realized on a real Docker engine (see conftest.py): model
-servers healthy, Prometheus scraping every replica through its declared network alias, rules loaded,
-real traffic visible through every dashboard query, and the TSDB surviving a restart and a re-creation.
+servers healthy behind the gateway, Prometheus scraping every replica through its declared network alias
+and the gateway, rules loaded, real traffic visible through every dashboard query, no failed request
+while a replica is stopped and started or replaced by a new image, and the TSDB surviving a restart and a
+re-creation.
 
 The tests share one stack (module fixture) and run in file order, like a user bringing it up.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
+import docker
 import httpx
 import pytest
 import yaml
@@ -19,6 +24,7 @@ import yaml
 from dashboards import alerts, queries
 from server import contract
 from tests.e2e.conftest import Stack
+from tests.support.docker_stack import LABEL
 from tests.support.net import wait_for
 from tests.support.prometheus import (
     dashboard_exprs,
@@ -55,9 +61,9 @@ def _invalid_bodies() -> Iterator[dict]:
         yield from bad
 
 
-def send_traffic(urls: list[str], seed: int = 7) -> dict[str, int]:
-    """VALID single, INVALID bad and BATCHES batch predictions, round-robin over the replicas; returns
-    how many /predict requests got each status."""
+def send_traffic(url: str, seed: int = 7) -> dict[str, int]:
+    """VALID single, INVALID bad and BATCHES batch predictions through the gateway at `url`; returns how
+    many /predict requests got each status."""
     rng = random.Random(seed)
     statuses: dict[str, int] = {}
     invalid = _invalid_bodies()
@@ -67,19 +73,29 @@ def send_traffic(urls: list[str], seed: int = 7) -> dict[str, int]:
         + [{"json": {"instances": [_features(rng) for _ in range(BATCH_SIZE)]}} for _ in range(BATCHES)]
     )
     with httpx.Client(timeout=10) as client:
-        for i, request in enumerate(requests):
-            response = client.post(f"{urls[i % len(urls)]}{PREDICT}", **request)
+        for request in requests:
+            response = client.post(f"{url}{PREDICT}", **request)
             statuses[str(response.status_code)] = statuses.get(str(response.status_code), 0) + 1
     return statuses
 
 
-def test_model_servers_become_healthy(stack: Stack) -> None:
+def test_model_servers_become_healthy_behind_the_gateway(stack: Stack) -> None:
     containers = stack.model_server_containers()
-    assert len(containers) == len(stack.model_server_urls) >= 2
+    assert len(containers) >= 2
     for container in containers:
         assert stack.realized.health(container) == "healthy", stack.realized.logs(container)
-    for url in stack.model_server_urls:
-        assert httpx.get(f"{url}/ready", timeout=10).status_code == 200
+        published = stack.realized.containers[container.name].ports  # EXPOSE 8000, bound to nothing
+        assert not any(published.values()), published  # reachable through the gateway only
+    gateway = stack.program.one(CONTAINER, "gateway")
+    assert stack.realized.health(gateway) == "healthy", stack.realized.logs(gateway)
+    # Both replicas answer through the one endpoint (fresh connections, balanced round-robin).
+    versions = set()
+    for _ in range(10):
+        with httpx.Client(timeout=10) as client:
+            response = client.get(f"{stack.model_api_url}{contract.READY_PATH}")
+        assert response.status_code == 200
+        versions.add(response.json()["version"])
+    assert len(versions) == 1
 
 
 def test_each_replica_runs_the_declared_worker_processes(stack: Stack) -> None:
@@ -125,26 +141,36 @@ def test_prometheus_sends_its_alerts_to_the_alertmanager_container(stack: Stack)
     assert len(loaded["inhibit_rules"]) == len(declared["inhibit_rules"]) == 1
 
 
-def test_prometheus_scrapes_every_replica_through_its_alias(stack: Stack) -> None:
-    aliases = {
+def _replica_names(stack: Stack) -> set[str]:
+    return {
         alias
         for container in stack.model_server_containers()
         for network in container.plain_inputs["networksAdvanced"]
         for alias in network["aliases"]
     }
-    expected = {f"{alias}:{contract.SERVER_PORT}" for alias in aliases}
-    assert len(expected) == len(stack.model_server_urls)
+
+
+def test_prometheus_scrapes_every_replica_through_its_alias_and_the_gateway(stack: Stack) -> None:
+    expected = _replica_names(stack)
+    assert len(expected) == len(stack.model_server_containers())
 
     def all_up() -> list[dict] | None:
         active = [t for t in targets(stack.prometheus_url) if t["labels"].get("job") == contract.JOB_NAME]
-        if {t["labels"]["instance"] for t in active} == expected and all(t["health"] == "up" for t in active):
+        # Discovered by DNS: one target per container address, labelled with the name it answers to.
+        if sorted(t["labels"]["replica"] for t in active) == sorted(expected) and all(
+            t["health"] == "up" for t in active
+        ):
             return active
         return None
 
-    wait_for(all_up, SCRAPE_WAIT, what=f"targets {sorted(expected)} up")
+    active = wait_for(all_up, SCRAPE_WAIT, what=f"replicas {sorted(expected)} up")
+    addresses = {t["labels"]["instance"] for t in active}
+    assert all(a.endswith(f":{contract.SERVER_PORT}") for a in addresses)
+    assert len(addresses) == len(expected)
     up = query(stack.prometheus_url, f'up{{job="{contract.JOB_NAME}"}}')
-    assert {s["metric"]["instance"] for s in up} == expected
     assert values(up) == [1.0] * len(expected)
+    gateway = f'up{{job="{contract.GATEWAY_JOB_NAME}"}}'
+    wait_for(lambda: values(query(stack.prometheus_url, gateway)) == [1.0], SCRAPE_WAIT, what="gateway up")
 
 
 def test_rules_loaded_and_healthy(stack: Stack) -> None:
@@ -170,7 +196,7 @@ def test_rules_loaded_and_healthy(stack: Stack) -> None:
 
 
 def test_traffic_is_counted_exactly_across_replicas(stack: Stack) -> None:
-    statuses = send_traffic(stack.model_server_urls)
+    statuses = send_traffic(stack.model_api_url)
     assert statuses == {"200": VALID + BATCHES, "422": INVALID}
     selector = f'job="{contract.JOB_NAME}",handler="{PREDICT}"'
     by_status = f"sum by (status) ({contract.REQUESTS_TOTAL}{{{selector}}})"
@@ -193,7 +219,7 @@ def steady_traffic(stack: Stack) -> Iterator[None]:
         for round_ in range(600):  # at most ~2 minutes
             if stop.wait(0.2):
                 return
-            send_traffic(stack.model_server_urls, seed=round_) if round_ % 10 == 0 else None
+            send_traffic(stack.model_api_url, seed=round_) if round_ % 10 == 0 else None
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -222,6 +248,127 @@ def test_every_dashboard_query_returns_data(stack: Stack) -> None:
         except TimeoutError as exc:
             missing[title] = str(exc)
     assert not missing
+
+
+class Load:
+    """Valid predictions through the gateway from two clients, back to back, until stopped (bounded);
+    every answer or error counted."""
+
+    def __init__(self, url: str, clients: int = 2, max_seconds: float = 300) -> None:
+        self.url, self.max_seconds = url, max_seconds
+        self.statuses: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(target=self.run, args=(seed,), daemon=True) for seed in range(clients)
+        ]
+
+    def run(self, seed: int) -> None:
+        rng = random.Random(seed)
+        deadline = time.monotonic() + self.max_seconds
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set() and time.monotonic() < deadline:
+                try:
+                    outcome = str(
+                        client.post(f"{self.url}{PREDICT}", json={"features": _features(rng)}).status_code
+                    )
+                except httpx.HTTPError as error:
+                    outcome = type(error).__name__
+                with self.lock:
+                    self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
+
+    def ok(self) -> int:
+        with self.lock:
+            return self.statuses.get("200", 0)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def _counted_since(stack: Stack, since: float) -> float:
+    """/predict requests Prometheus counted after `since`, exactly, from the raw samples: per series (one
+    per container address) the increases between consecutive samples, a drop counting as a restart from
+    0, starting from the series' last sample at or before `since` (0 for a series that began later)."""
+    window = math.ceil(time.time() - since) + 60
+    expr = f'{contract.REQUESTS_TOTAL}{{job="{contract.JOB_NAME}",handler="{PREDICT}"}}[{window}s]'
+    body = httpx.get(f"{stack.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert body["status"] == "success", body
+    total = 0.0
+    for series in body["data"]["result"]:
+        points = [(float(t), float(v)) for t, v in series["values"]]
+        previous = ([v for t, v in points if t <= since] or [0.0])[-1]
+        for _, value in (p for p in points if p[0] > since):
+            total += value - previous if value >= previous else value
+            previous = value
+    return total
+
+
+def _active_backends(stack: Stack) -> float | None:
+    selector = f'job="{contract.GATEWAY_JOB_NAME}",proxy="{contract.GATEWAY_BACKEND}"'
+    expr = f"haproxy_backend_active_servers{{{selector}}}"
+    found = values(query(stack.prometheus_url, expr))
+    return found[0] if found else None
+
+
+def _through_a_disruption(stack: Stack, disrupt: Callable[[], None]) -> dict[str, int]:
+    """Continuous load through the gateway while `disrupt()` runs; then no request may have failed and
+    Prometheus must count exactly what the clients got answered. Returns the statuses."""
+    replicas = len(stack.model_server_containers())
+    wait_for(lambda: _active_backends(stack) == replicas, SCRAPE_WAIT, what="every replica in the pool")
+    since = float(query(stack.prometheus_url, "time()")[0]["value"][1])
+    time.sleep(2 * stack.scrape_interval_s)  # a sample of every series at or before `since`
+    with Load(stack.model_api_url) as load:
+        wait_for(lambda: load.ok() >= 50, READY_WAIT, what="load through the gateway")
+        disrupt()
+        done = load.ok()
+        wait_for(lambda: load.ok() >= done + 50, READY_WAIT, what="load after the disruption")
+    assert set(load.statuses) == {"200"}, load.statuses
+    wait_for(lambda: _active_backends(stack) == replicas, SCRAPE_WAIT, what="every replica back in the pool")
+    sent = load.statuses["200"]
+    wait_for(
+        lambda: _counted_since(stack, since) == sent,
+        SCRAPE_WAIT,
+        what=f"Prometheus to count the {sent} predictions sent",
+    )
+    return load.statuses
+
+
+def test_a_replica_stopped_and_started_costs_no_request(stack: Stack) -> None:
+    replica = stack.model_server_containers()[0]
+    container = stack.realized.containers[replica.name]
+
+    def stop_and_start() -> None:
+        container.stop()  # SIGTERM; Docker waits the declared stop timeout (drain + grace)
+        container.start()
+        stack.realized.wait_healthy(replica, timeout=READY_WAIT)
+
+    _through_a_disruption(stack, stop_and_start)
+
+
+def test_a_replica_replaced_by_a_new_image_costs_no_request(stack: Stack) -> None:
+    replica = stack.model_server_containers()[0]
+    old = stack.realized.containers[replica.name]
+    # A new image (what a change under server/ builds): the declared one plus a label, built in seconds.
+    new_image, _ = stack.realized.client.images.build(
+        fileobj=io.BytesIO(f"FROM {old.image.id}\nLABEL {LABEL}.rollout=1\n".encode()), rm=True
+    )
+    try:
+        _through_a_disruption(stack, lambda: stack.realized.replace(replica, image=new_image.id))
+        new = stack.realized.containers[replica.name]
+        assert new.id != old.id
+        assert new.image.id == new_image.id
+        with pytest.raises(docker.errors.NotFound):
+            old.reload()  # the old container is gone, after its replacement was healthy
+    finally:
+        stack.realized.recreate(replica)  # back to the declared image, so the image can go
+        stack.realized.client.images.remove(new_image.id, force=True)
 
 
 def test_prometheus_keeps_its_data_across_restart_and_recreation(stack: Stack) -> None:

@@ -1,9 +1,9 @@
 """A Docker engine and the local base images for the e2e test (no image registry is reachable here).
 
 `ensure_engine()` starts dockerd in the background when none answers (scripts/docker-engine.sh);
-`ensure_base_images()` builds, once, a Debian python base image and Prometheus and Alertmanager images
-from Debian packages (scripts/e2e-images.sh; cached by tag + recipe label). `local_ca_pem()` fills the
-program's optional `modelServerBuildCaFile` from the host's locally added CAs.
+`ensure_base_images()` builds, once, a Debian python base image and Prometheus, Alertmanager and HAProxy
+(gateway) images from Debian packages (scripts/e2e-images.sh; cached by tag + recipe label).
+`local_ca_pem()` fills the program's optional `modelServerBuildCaFile` from the host's locally added CAs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 PYTHON_BASE_IMAGE = "model-monitoring/debian-python:bookworm"
 PROMETHEUS_IMAGE = "model-monitoring/prometheus:bookworm"
 ALERTMANAGER_IMAGE = "model-monitoring/alertmanager:bookworm"
+GATEWAY_IMAGE = "model-monitoring/haproxy:bookworm"
 
 
 class EngineUnavailable(RuntimeError):
@@ -38,6 +39,7 @@ class BaseImages:
     python: str  # the Dockerfile's BASE_IMAGE
     prometheus: str  # ENTRYPOINT prometheus, runs as nobody, ships wget
     alertmanager: str  # ENTRYPOINT alertmanager, runs as nobody, ships wget
+    gateway: str  # ENTRYPOINT haproxy, runs as haproxy, ships bash
 
 
 def _run(script: Path, timeout: float, env: dict[str, str] | None = None) -> str:
@@ -92,12 +94,16 @@ def ensure_engine(timeout: float = 120) -> docker.DockerClient:
 def ensure_base_images(timeout: float = 900) -> tuple[BaseImages, str]:
     """The local base images (built when missing or stale) and what the build script said."""
     images = BaseImages(
-        python=PYTHON_BASE_IMAGE, prometheus=PROMETHEUS_IMAGE, alertmanager=ALERTMANAGER_IMAGE
+        python=PYTHON_BASE_IMAGE,
+        prometheus=PROMETHEUS_IMAGE,
+        alertmanager=ALERTMANAGER_IMAGE,
+        gateway=GATEWAY_IMAGE,
     )
     env = {
         "E2E_PYTHON_IMAGE": images.python,
         "E2E_PROMETHEUS_IMAGE": images.prometheus,
         "E2E_ALERTMANAGER_IMAGE": images.alertmanager,
+        "E2E_GATEWAY_IMAGE": images.gateway,
     }
     return images, _run(IMAGES_SCRIPT, timeout, env)
 

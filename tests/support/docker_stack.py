@@ -2,7 +2,9 @@
 on a real engine, the way the pulumi-docker provider would: build the declared image (and push it when
 it is not `skipPush`, to a registry without login), create the
 declared networks and volumes, create each container from its declared inputs, copy its uploads in,
-start it and wait for it to be healthy when it says `wait`.
+start it and wait for it to be healthy when it says `wait`. A container declared without a name is
+auto-named as Pulumi does (resource name + random suffix); removing one honours `destroyGraceSeconds`
+(SIGTERM, then that long before the kill), as the provider does.
 
 Inputs are read in the provider's shape (camelCase, pulumi-docker 4/5). An input the realizer does not
 know makes it fail instead of silently running something else than what was declared. A container whose
@@ -24,16 +26,22 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound, NotFound
+from docker.models import containers as _containers
 from docker.models.containers import Container
 from docker.types import Mount
 
 from tests.support.pulumi_mocks import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, VOLUME, Program, Resource
+
+# The engine API and docker-py's low-level create take a stop timeout; its high-level create does not
+# pass it through yet (docker-py 7), so let it.
+if "stop_timeout" not in _containers.RUN_CREATE_KWARGS:
+    _containers.RUN_CREATE_KWARGS.append("stop_timeout")
 
 # Put on every object created here: `docker ps -a --filter label=org.model-monitoring.e2e` finds leftovers.
 LABEL = "org.model-monitoring.e2e"
@@ -48,6 +56,7 @@ _CONTAINER_INPUTS = {
     "name", "image", "envs", "command", "entrypoints", "user", "workingDir", "hostname", "labels",
     "networksAdvanced", "ports", "volumes", "uploads", "healthcheck", "restart", "maxRetryCount",
     "wait", "waitTimeout", "mustRun", "start", "init", "readOnly", "stopSignal", "stopTimeout",
+    "destroyGraceSeconds",
 }  # fmt: skip
 
 BUILD_TIMEOUT = 600  # seconds, a fresh build downloads the runtime dependencies
@@ -332,7 +341,8 @@ class RealizedStack:
         networks = inputs.get("networksAdvanced") or []
         first, *others = networks or [None]
         kwargs: dict[str, Any] = {
-            "name": inputs["name"],
+            # Pulumi's auto-naming: the resource name and a random suffix, new for every replacement.
+            "name": inputs.get("name") or f"{resource.name}-{os.urandom(4).hex()[:7]}",
             "command": inputs.get("command"),
             "entrypoint": inputs.get("entrypoints"),
             "environment": inputs.get("envs"),
@@ -396,7 +406,7 @@ class RealizedStack:
             container.reload()
             if container.status != "running":
                 raise RuntimeError(f"{inputs['name']} is {container.status}:\n{self.logs(resource)}")
-        self.log(f"started container {inputs['name']} ({', '.join(self._describe(inputs))})")
+        self.log(f"started container {container.name} ({', '.join(self._describe(inputs))})")
         return container
 
     @staticmethod
@@ -425,9 +435,30 @@ class RealizedStack:
             time.sleep(0.5)
 
     def recreate(self, resource: Resource) -> Container | None:
-        """Remove the container and create it again from its declaration (what a replacement does)."""
-        self.containers.pop(resource.name).remove(force=True)
+        """Remove the container and create it again from its declaration (a delete-before-replace)."""
+        self._remove(resource, self.containers.pop(resource.name))
         return self.start_container(resource)
+
+    def replace(self, resource: Resource, **changed: Any) -> Container | None:
+        """A create-before-delete replacement, as Pulumi does for an auto-named container whose inputs
+        changed (`changed`, e.g. image=<new id>): the new container starts and, when it `wait`s, is
+        healthy before the old one is removed."""
+        old = self.containers.pop(resource.name)
+        try:
+            new = self.start_container(replace(resource, inputs={**resource.inputs, **changed}))
+        except Exception:
+            self.containers[resource.name] = old
+            raise
+        self._remove(resource, old)
+        return new
+
+    @staticmethod
+    def _remove(resource: Resource, container: Container) -> None:
+        """What the provider does on delete: stop with `destroyGraceSeconds` (when set), then remove."""
+        grace = resource.plain_inputs.get("destroyGraceSeconds")
+        if grace:
+            container.stop(timeout=int(grace))
+        container.remove(force=True)
 
     # --- inspect ---------------------------------------------------------------------------------------
 
