@@ -344,8 +344,14 @@ def test_a_replica_stopped_and_started_costs_no_request(stack: Stack) -> None:
     replica = stack.model_server_containers()[0]
     container = stack.realized.containers[replica.name]
 
+    (alias,) = replica.plain_inputs["networksAdvanced"][0]["aliases"]
+    down = f'up{{job="{contract.JOB_NAME}",replica="{alias}"}} == 0'
+
     def stop_and_start() -> None:
         container.stop()  # SIGTERM; Docker waits the declared stop timeout (drain + grace)
+        # Prometheus keeps scraping the address it last found behind the name: the replica is down
+        # (what ModelServerDown reads), not silently gone.
+        wait_for(lambda: query(stack.prometheus_url, down), SCRAPE_WAIT, what=f"{alias} reported down")
         container.start()
         stack.realized.wait_healthy(replica, timeout=READY_WAIT)
 
