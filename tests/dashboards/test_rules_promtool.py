@@ -375,7 +375,7 @@ def test_feature_drift(promtool: str, rules: list[Path], tmp_path: Path) -> None
                     },
                 ],
             },
-            {  # sampling noise (PSI ~0.04) on every feature, then the server goes idle (no data: NaN)
+            {  # sampling noise (PSI ~0.04) on every feature, then the server goes idle (n = 0: PSI 0)
                 "input_series": [
                     *(b for f in FEATURES for b in feature_bins(f, [(120, NOISY), (120, [0] * 10)]))
                 ],
