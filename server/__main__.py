@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         multiproc_dir = created = tempfile.mkdtemp(prefix="model-server-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc_dir  # inherited by the spawned workers
     if multiproc_dir:
+        # Before the import: it creates this process's first metric file in the directory.
+        os.makedirs(multiproc_dir, exist_ok=True)
         # Imported only now: prometheus-client reads the variable when it is first imported.
         from server.metrics import prepare_multiproc_dir
 

@@ -8,16 +8,19 @@ objects themselves are per process, so several apps in one process (tests) share
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.mmap_dict import MmapedDict
 
 from server import contract
 from server.model import DECILE_CUTS, Model
@@ -79,7 +82,7 @@ def build_registry() -> CollectorRegistry:
     """The registry /metrics renders: this process's metrics, or the sum of all workers' files."""
     registry = CollectorRegistry(auto_describe=True)
     if MULTIPROC_DIR:
-        prom_multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+        LockedMultiProcessCollector(registry, path=MULTIPROC_DIR)
     else:
         for collector in COLLECTORS:
             registry.register(collector)
@@ -206,7 +209,8 @@ def _alive(pid: int) -> bool:
 
 
 def mark_dead_workers() -> list[int]:
-    """At worker start-up: mark every process that left files behind and no longer exists as dead.
+    """At worker start-up: mark every process that left files behind and no longer exists as dead, and
+    fold its counter and histogram files into the archives (``compact``).
 
     uvicorn's supervisor has no child-exit hook, but it starts a replacement whenever a worker dies,
     so doing this in the replacement covers crashed workers; ``mark_worker_exit`` covers clean exits.
@@ -217,7 +221,77 @@ def mark_dead_workers() -> list[int]:
     dead = sorted(pid for pid in pids if pid != os.getpid() and not _alive(pid))
     for pid in dead:
         prom_multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
+    compact(MULTIPROC_DIR, dead)
     return dead
+
+
+# Multiprocess directory compaction. prometheus-client keeps a dead process's counter and histogram file
+# for ever (its counts must stay in the sums), so every worker restart adds files, and /metrics reads them
+# all. A dead process's files are instead added, value by value, into one archive file per type, named
+# like a process's file (the collector reads every `*.db` and sums files of the same type alike), and then
+# removed: the sums stay exactly the same, the file count stays (live workers + archives).
+ARCHIVE_TYPES = ("counter", "histogram")
+LOCK_FILE = "compaction.lock"  # not *.db: the collector never reads it
+
+
+def archive_path(directory: str | Path, typ: str) -> Path:
+    return Path(directory) / f"{typ}_archive.db"
+
+
+@contextmanager
+def _directory_lock(directory: str | Path, exclusive: bool) -> Iterator[None]:
+    """flock on the directory's lock file: compactions exclusive, collections shared, so a scrape sees
+    the files either all before or all after a compaction (never a count twice, or missing)."""
+    fd = os.open(Path(directory) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def compact(directory: str | Path, dead_pids: Iterable[int]) -> list[Path]:
+    """Add the dead processes' counter and histogram files into the archives and remove them; returns
+    the files removed. Safe when several workers do it at once (an exclusive lock; a file another one
+    already merged is gone). Live-gauge files are mark_process_dead's; other gauge modes keep per-pid
+    files by design (prometheus-client's semantics) and are left alone."""
+    dead_pids = list(dead_pids)
+    if not dead_pids:
+        return []
+    removed: list[Path] = []
+    with _directory_lock(directory, exclusive=True):
+        for typ in ARCHIVE_TYPES:
+            files = [p for pid in dead_pids if (p := Path(directory) / f"{typ}_{pid}.db").exists()]
+            if not files:
+                continue
+            archive = archive_path(directory, typ)
+            totals: dict[str, float] = {}
+            for path in [archive, *files] if archive.exists() else files:
+                for key, value, _timestamp, _pos in MmapedDict.read_all_values_from_file(str(path)):
+                    totals[key] = totals.get(key, 0.0) + value
+            # Written aside and renamed over the archive: a crash leaves the old archive and the files.
+            # (Killed between the rename and the unlinks, the files would be added again next time.)
+            staging = archive.with_name(archive.name + ".tmp")
+            staging.unlink(missing_ok=True)
+            merged = MmapedDict(str(staging))
+            try:
+                for key, value in totals.items():
+                    merged.write_value(key, value, 0.0)
+            finally:
+                merged.close()
+            os.replace(staging, archive)
+            for path in files:
+                path.unlink()
+            removed += files
+    return removed
+
+
+class LockedMultiProcessCollector(prom_multiprocess.MultiProcessCollector):
+    """The library's collector, reading the files under the directory's shared lock (see ``compact``)."""
+
+    def collect(self) -> Iterable[Any]:
+        with _directory_lock(self._path, exclusive=False):
+            return list(super().collect())
 
 
 def mark_worker_exit() -> None:
