@@ -54,8 +54,8 @@ class LoadedModel:
         scikit-learn model fitted on an array, a one-tensor ONNX graph, an MLflow model without a
         signature); the reference supplies them then.
     n_features: how many inputs the model takes, when it says so.
-    accepts_missing: ``None`` when unknown (then a missing value is tried, and a failure is the
-        input's fault).
+    accepts_missing: what the estimator's tags say (``None``: unknown). Informative only: a Pipeline's
+        tags speak for its first step, so missing values are always tried, a failure being the input's.
     numeric_only: every input is a number, even where the names are unknown (one ONNX float tensor).
     """
 
