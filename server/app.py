@@ -29,7 +29,8 @@ from server.contract import (
     CHAOS_STATUSES,
     CHAOS_TOKEN_HEADER,
 )
-from server.model import Model, load_model
+from server.model import Model
+from server.predictor import load_served_model
 from server.settings import ServerSettings
 
 # uvicorn configures its "uvicorn.error" logger (its general log): our lines appear beside its own.
@@ -193,7 +194,7 @@ def create_app(settings: ServerSettings | None = None, model: Model | None = Non
     """Build the app. The model is loaded now (it shapes the request schema); metrics series are
     created in the lifespan start-up, after which /ready answers 200."""
     settings = settings or ServerSettings.from_env()
-    model = model or load_model(settings.model_path)
+    model = model or load_served_model(settings.model_path)
     state = ServerState(settings, model, metrics.build_registry())
 
     @asynccontextmanager

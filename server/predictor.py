@@ -309,3 +309,59 @@ class Predictor:
 def load_predictor(model_dir: str | Path) -> Predictor:
     model = load_model_dir(model_dir)
     return Predictor(model, load_reference(model_dir, model))
+
+
+@dataclass(frozen=True)
+class BinaryNumericModel:
+    """A user's binary classifier with numeric features, as the server's ``Model`` protocol: the /predict
+    contract of today (positional floats in, P(positive) out, ten decile bins per feature) unchanged."""
+
+    predictor: Predictor
+
+    @property
+    def name(self) -> str:
+        return self.predictor.name
+
+    @property
+    def version(self) -> str:
+        return self.predictor.version
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.predictor.feature_names
+
+    @property
+    def reference_deciles(self) -> tuple[tuple[float, ...], ...]:
+        return tuple(f.cuts for f in self.predictor.features)
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> list[float]:
+        return self.predictor.predict(rows)
+
+
+def load_served_model(path: str | Path) -> Any:
+    """What ``MODEL_PATH`` names, as the server's ``Model``: a model.json file (as before), or a model
+    directory. A directory's model.json is the built-in model itself; another artifact is served through
+    its library when it is a binary classifier with numeric features (the other tasks and categorical
+    features need the /predict contract to grow first)."""
+    from server.loaders import find_artifact
+    from server.model import load_model
+
+    path = Path(path)
+    if not path.is_dir():
+        return load_model(path)
+    kind, artifact = find_artifact(path)
+    if kind == "builtin":
+        return load_model(artifact)
+    predictor = load_predictor(path)
+    categorical = [f.name for f in predictor.features if f.type != NUMERIC]
+    if predictor.task != "binary" or categorical:
+        what = (
+            f"a {predictor.task} model"
+            if predictor.task != "binary"
+            else f"categorical features ({', '.join(categorical)})"
+        )
+        raise ModelLoadError(
+            f"MODEL_PATH {path}: serving {what} is not supported yet; "
+            "binary classifiers with numeric features are"
+        )
+    return BinaryNumericModel(predictor)
