@@ -230,3 +230,54 @@ def test_model_json_needs_no_ml_library_and_a_user_model_names_what_is_missing(u
     first, second = result.stdout.strip().splitlines()
     assert json.loads(first) == load_model(DEFAULT_MODEL_PATH).predict([[0.5, 0.3, 0.7]])
     assert "needs the Python package 'joblib' (install the project's `models` extra)" in second
+
+
+@pytest.fixture(scope="module")
+def more_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("more-models")
+    return {
+        "onnx-regression": um.onnx_regressor(root),
+        "onnx-categorical": um.onnx_categorical(root),
+        "mlflow-pyfunc": um.mlflow_pyfunc_regressor(root),
+    }
+
+
+def test_an_onnx_regressor_equals_onnxruntimes_own(more_models):
+    user = more_models["onnx-regression"]
+    model, out = _predict(user, user.test)
+    assert (model.task, model.classes, model.feature_names, model.n_features) == (
+        "regression",
+        None,
+        None,
+        10,
+    )
+    session = model.native
+    (expected,) = session.run(None, {session.get_inputs()[0].name: user.test.to_numpy().astype(np.float32)})
+    np.testing.assert_allclose(out.values, expected.reshape(-1), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out.values, user.estimator.predict(user.test.to_numpy()), rtol=1e-6)
+
+
+def test_an_onnx_graph_with_one_input_per_column_names_and_types_its_features(more_models):
+    user = more_models["onnx-categorical"]
+    model, out = _predict(user, user.test)
+    assert model.feature_names == tuple(user.features)
+    assert {n for n, t in model.feature_types.items() if t == "categorical"} == set(user.categorical)
+    assert (model.task, model.classes) == ("binary", (0, 1))
+    session = model.native
+    feed = {
+        c: user.test[[c]].to_numpy().astype(object if c in user.categorical else np.float32)
+        for c in user.features
+    }
+    _, proba = session.run(None, feed)  # zipmap off: a plain [N, 2] tensor
+    np.testing.assert_allclose(out.probabilities, proba, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out.values, proba[:, 1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out.values, user.estimator.predict_proba(user.test)[:, 1], atol=1e-5)
+
+
+def test_a_custom_mlflow_pyfunc_model_is_run_by_mlflow(more_models):
+    user = more_models["mlflow-pyfunc"]
+    model, out = _predict(user, user.test)
+    assert (model.kind, model.task, model.feature_names) == ("mlflow", "regression", ("age", "bmi", "bp"))
+    assert model.feature_types == dict.fromkeys(("age", "bmi", "bp"), "numeric")
+    np.testing.assert_allclose(out.values, model.native.predict(user.test), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(out.values, 2.0 * user.test.sum(axis=1), rtol=0, atol=1e-12)

@@ -342,3 +342,15 @@ def test_the_command_exits_2_without_a_traceback(tmp_path):
     assert result.returncode == 2
     expected = "no model artifact; expected exactly one of MLmodel, model.joblib, model.onnx, model.json"
     assert result.stderr == f"error: {tmp_path}: {expected}\n"
+
+
+def test_feature_types_declared_by_an_onnx_graph_need_no_categorical_flag(tmp_path, capsys):
+    user = um.onnx_categorical(tmp_path)
+    code, out, err = _run(
+        capsys, "--model", str(user.model_dir), "--data", str(user.data_csv), "--target", um.TARGET
+    )
+    assert code == 0, err
+    features = {f["name"]: f for f in json.loads((user.model_dir / "reference.json").read_text())["features"]}
+    assert {n for n, f in features.items() if f["type"] == "categorical"} == {"sex", "bmi_band"}
+    assert features["sex"]["levels"] == list(user.train["sex"].value_counts().index)
+    assert "features: 10 (8 numeric, 2 categorical)" in out

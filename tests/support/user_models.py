@@ -153,3 +153,70 @@ def mlflow_binary(root: Path) -> UserModel:
         signature=infer_signature(x_train, estimator.predict(x_train)),
     )
     return _finish(model_dir, estimator, x_train, x_test, y_train)
+
+
+def onnx_regressor(root: Path) -> UserModel:
+    """Diabetes ridge regression exported with skl2onnx: one float32 tensor in, one [N, 1] value out."""
+    from skl2onnx import to_onnx
+
+    data = load_diabetes(as_frame=True)
+    x_train, x_test, y_train, _ = _split(data.data, data.target)
+    estimator = Ridge(alpha=0.5).fit(x_train.to_numpy(), y_train)
+    onx = to_onnx(estimator, x_train.to_numpy()[:1].astype(np.float32), target_opset=17)
+    model_dir = root / "diabetes-onnx"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.onnx").write_bytes(onx.SerializeToString())
+    return _finish(model_dir, estimator, x_train, x_test, y_train)
+
+
+def onnx_categorical(root: Path) -> UserModel:
+    """The categorical pipeline exported with one ONNX input per column (string tensors for the
+    categories) and plain probability tensors (no ZipMap): the graph names and types every feature."""
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    user = categorical_pipeline(root / "source")
+    x_train = user.train[user.features]
+    # skl2onnx runs the numeric columns as float32: cast them so the two libraries see the same numbers.
+    numeric = [c for c in user.features if c not in user.categorical]
+    x_train = x_train.astype(dict.fromkeys(numeric, np.float32))
+    estimator = user.estimator.fit(x_train, user.train[TARGET])
+    inputs = [
+        (c, StringTensorType([None, 1]) if c in user.categorical else FloatTensorType([None, 1]))
+        for c in user.features
+    ]
+    onx = to_onnx(estimator, initial_types=inputs, options={"zipmap": False}, target_opset=17)
+    model_dir = root / "diabetes-bands-onnx"
+    model_dir.mkdir(parents=True)
+    (model_dir / "model.onnx").write_bytes(onx.SerializeToString())
+    test = user.test.astype(dict.fromkeys(numeric, np.float32))
+    return _finish(model_dir, estimator, x_train, test, user.train[TARGET], user.categorical)
+
+
+class _Doubling:
+    """A generic MLflow pyfunc model (no scikit-learn inside): twice the sum of its inputs."""
+
+    def __new__(cls):
+        import mlflow.pyfunc
+
+        class Doubling(mlflow.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):
+                return 2.0 * model_input.sum(axis=1).to_numpy()
+
+        return Doubling()
+
+
+def mlflow_pyfunc_regressor(root: Path) -> UserModel:
+    """A custom pyfunc regression model with a column signature (names and types come from MLflow)."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    data = load_diabetes(as_frame=True)
+    frame = data.data[["age", "bmi", "bp"]]
+    x_train, x_test, y_train, _ = _split(frame, data.target)
+    model = _Doubling()
+    model_dir = root / "doubling-mlflow"
+    mlflow.pyfunc.save_model(
+        str(model_dir), python_model=model, signature=infer_signature(x_train, 2.0 * x_train.sum(axis=1))
+    )
+    return _finish(model_dir, model, x_train, x_test, y_train)
