@@ -42,6 +42,25 @@ def answer(sock: socket.socket) -> tuple[int | None, float]:
     return status, elapsed
 
 
+def read_response(sock: socket.socket) -> int:
+    """Read one response with a Content-Length body off a keep-alive connection; its status."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(v)
+        for k, _, v in (line.partition(b":") for line in head.split(b"\r\n"))
+        if k.lower() == b"content-length"
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    assert len(body) == length, "more than one response read"
+    return int(head.split(b" ", 2)[1])
+
+
 def send_all(sock: socket.socket, data: bytes) -> bool:
     """Send everything, or stop when the server closes the connection (False)."""
     try:

@@ -20,7 +20,7 @@ import pytest
 from server import contract
 from tests.support.server import CHAOS_ENV, CHAOS_TOKEN, RunningServer, running_server
 
-from .conftest import answer, connect, rejected, request_head, rss_bytes, send_all
+from .conftest import answer, connect, read_response, rejected, request_head, rss_bytes, send_all
 
 pytestmark = pytest.mark.live
 
@@ -57,10 +57,51 @@ def test_a_1mb_header_is_refused_and_rss_stays_flat(server: RunningServer) -> No
     grown = rss_bytes(server.process.pid) - before_rss
     assert all(status in (431, None) for status in statuses), statuses
     assert grown < 20 * MB, f"worker RSS grew {grown / MB:.1f} MB"
+    print(f"8 x 1 MB headers: {statuses}, RSS {before_rss / MB:.1f} MB {grown / MB:+.1f} MB")
     assert rejected(server.url, "headers_too_large") - before_count == 8
     # Below the bound is served, and the server is fine afterwards.
     assert big_header_request(server.url, 15 * 1024) == 200
     assert httpx.get(f"{server.url}{contract.HEALTH_PATH}").status_code == 200
+
+
+def head_of(size: int, close: bool = False) -> bytes:
+    """A complete GET head of exactly `size` bytes (request line, headers, the blank line)."""
+    start = request_head(extra=b"Connection: close\r\n" if close else b"") + b"X-Pad: "
+    end = b"\r\n\r\n"
+    return start + b"p" * (size - len(start) - len(end)) + end
+
+
+def test_the_bound_is_exact_and_pipelined_requests_still_work(server: RunningServer) -> None:
+    bound = 16 * 1024  # the default
+    for size, status in ((bound, 200), (bound + 1, 431)):
+        with connect(server.url, timeout=10) as sock:
+            send_all(sock, head_of(size, close=True))
+            assert answer(sock)[0] == status, size
+    # Five heads of the bound in one write (80 KiB together): each fits, each is answered.
+    with connect(server.url, timeout=10) as sock:
+        send_all(sock, head_of(bound) * 4 + head_of(bound, close=True))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.count(b"HTTP/1.1 200 OK") == 5, data[:300]
+    # One after the other on a keep-alive connection: the bound is per request, not per connection.
+    with connect(server.url, timeout=10) as sock:
+        for _ in range(4):
+            send_all(sock, head_of(bound // 2))
+            assert read_response(sock) == 200
+
+
+def test_a_413_then_the_rest_of_the_body_then_silence_is_closed_by_keep_alive(server: RunningServer) -> None:
+    """The app answers 413 before reading the body; the body's bytes arrive after the response (they
+    cancel uvicorn's keep-alive timer), then nothing: the connection must still be closed."""
+    body = b"x" * 70_000  # over the 64 KiB body bound
+    with connect(server.url, timeout=KEEP_ALIVE + 5) as sock:
+        head = request_head(contract.PREDICT_HANDLER, "POST", b"Content-Length: %d\r\n\r\n" % len(body))
+        send_all(sock, head)
+        assert read_response(sock) == 413
+        send_all(sock, body)
+        _, waited = answer(sock)
+    assert waited <= KEEP_ALIVE + 1, waited
 
 
 def test_silent_and_slow_clients_are_closed_within_the_timeout(server: RunningServer) -> None:
@@ -95,8 +136,7 @@ def test_silent_and_slow_clients_are_closed_within_the_timeout(server: RunningSe
     def idle_keep_alive() -> tuple[int | None, float]:
         with connect(server.url, timeout=bound + 2) as sock:
             send_all(sock, request_head(extra=b"\r\n"))
-            first = sock.recv(65536)  # the response; the connection stays open (keep-alive)
-            assert first.startswith(b"HTTP/1.1 200"), first
+            assert read_response(sock) == 200  # the connection stays open (keep-alive)
             _, waited = answer(sock)
             return 200, waited
 
@@ -169,4 +209,5 @@ def test_sigterm_with_slow_clients_exits_within_the_bound_and_finishes_in_flight
         exited = time.monotonic() - start
         thread.join(timeout=5)
     assert exited < graceful + 3, f"exited {exited:.1f} s after SIGTERM"
+    print(f"SIGTERM with 30 slow clients: exited after {exited:.1f} s (graceful bound {graceful} s)")
     assert in_flight == {"status": 200}
