@@ -123,3 +123,35 @@ def test_a_model_directory_without_its_reference_does_not_start(users, tmp_path)
     (copy / "reference.json").unlink()
     with pytest.raises(ModelLoadError, match=r"no reference; build it with python -m server\.reference"):
         create_app(ServerSettings(model_path=copy))
+
+
+@pytest.mark.live
+def test_model_path_dir_python_m_server_serves_the_users_model(users, tmp_path):
+    """Step 3 of the issue as a user runs it: MODEL_PATH=MODEL_DIR python -m server (two workers)."""
+    import httpx
+
+    from tests.support.server import running_server
+
+    user = users["joblib"]
+    rows = user.test[user.features].to_numpy()[:40]
+    with running_server(tmp_path, workers=2, env={"MODEL_PATH": str(user.model_dir)}) as server:
+        got = [
+            httpx.post(f"{server.url}/predict", json={"features": row.tolist()}, timeout=10).json()[
+                "prediction"
+            ]
+            for row in rows
+        ]
+        ready = httpx.get(f"{server.url}/ready", timeout=10).json()
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    np.testing.assert_allclose(
+        got, user.estimator.predict_proba(user.test[user.features][:40])[:, 1], atol=1e-6
+    )
+    version = load_model_dir(user.model_dir).version
+    assert ready == {"status": "ready", "model": "breast-cancer", "version": version}
+    assert f'model_info{{model="breast-cancer",version="{version}"}} 1.0' in metrics
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("model_feature_bin_total{") and 'feature="mean radius"' in line
+    )
+    assert counted == 40
