@@ -17,7 +17,9 @@ model's own outputs (no re-implementation of any model format).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -484,3 +486,132 @@ def _load_mlflow(artifact: Path) -> LoadedModel:
         accepts_missing=None,
         native=pyfunc,
     )
+
+
+# What a model directory needs installed besides the server, per kind (the MLflow model's own
+# requirements.txt adds to it). pandas: named and categorical inputs reach scikit-learn as a DataFrame.
+KIND_REQUIREMENTS = {
+    "builtin": (),
+    "sklearn": ("scikit-learn", "joblib", "pandas"),
+    "onnx": ("onnxruntime", "onnx", "numpy"),
+    "mlflow": ("mlflow-skinny", "pandas"),
+}
+_SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?\x8c(.)")
+
+
+def _pickled_sklearn_version(artifact: Path) -> str | None:
+    """The scikit-learn version a joblib pickle was written with (estimators pickle ``_sklearn_version``),
+    read from the bytes without unpickling; None when it is not found (an unknown compressor)."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    data = artifact.read_bytes()
+    openers = {
+        b"\x1f\x8b": gzip.decompress,
+        b"BZh": bz2.decompress,
+        b"\xfd7zXZ": lzma.decompress,  # xz
+        b"\x5d\x00\x00": lzma.decompress,  # the legacy .lzma format (joblib's "lzma")
+    }
+    try:
+        for magic, decompress in openers.items():
+            if data.startswith(magic):
+                data = decompress(data)
+                break
+        else:
+            if data[:1] == b"x":  # zlib, joblib's default compressor
+                data = zlib.decompress(data)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
+        return None
+    match = _SKLEARN_VERSION.search(data)
+    if not match:
+        return None
+    end = match.end() + match.group(1)[0]
+    version = data[match.end() : end].decode("ascii", "replace")
+    return version if re.fullmatch(r"[0-9][0-9A-Za-z.+-]*", version) else None
+
+
+def _mlflow_requirements(model_dir: Path) -> list[str]:
+    """The MLflow model's requirements.txt, ``mlflow`` swapped for ``mlflow-skinny`` (enough to load a
+    pyfunc model, a fraction of the size)."""
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name = re.split(r"[\s;<>=!~\[(]", line, maxsplit=1)[0]
+        if name.lower().replace("_", "-") == "mlflow":
+            line = "mlflow-skinny" + line[len(name) :]
+        out.append(line)
+    return out
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[\s;<>=!~\[(]", line, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _reference_for(path: Path, artifact: Path, version: str) -> tuple[str, tuple[str, ...]]:
+    """The task and feature names of a reference.json, refused unless it was built for this artifact."""
+    rebuild = "(rebuild it with python -m server.reference)"
+    try:
+        reference = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelLoadError(
+            f"{path}: no reference; build it with "
+            f"python -m server.reference --model {path.parent} --data TRAIN.csv"
+        ) from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"{path}: cannot be read: {e}") from e
+    built_for = reference.get("model") if isinstance(reference, dict) else None
+    built_for = built_for if isinstance(built_for, dict) else {}
+    if (built_for.get("artifact"), built_for.get("version")) != (artifact.name, version):
+        raise ModelLoadError(
+            f"{path}: built for {built_for.get('artifact')} version {built_for.get('version')}, "
+            f"but the model is {artifact.name} version {version} {rebuild}"
+        )
+    task, features = reference.get("task"), reference.get("features")
+    if task not in TASKS or not isinstance(features, list) or not all(isinstance(f, dict) for f in features):
+        raise ModelLoadError(f"{path}: no task or features {rebuild}")
+    return task, tuple(str(f.get("name")) for f in features)
+
+
+@dataclass(frozen=True)
+class ModelDirInfo:
+    """What a model directory is, read from its files alone (no model library imported)."""
+
+    kind: str
+    artifact: Path
+    version: str
+    task: str
+    feature_names: tuple[str, ...]
+    requirements: tuple[str, ...]  # pip requirement lines the kind needs (pinned where the model says)
+
+
+def inspect_model_dir(model_dir: str | Path) -> ModelDirInfo:
+    """Check ``model_dir`` without loading its model: exactly one artifact, and a ``reference.json`` built
+    for that artifact's current content. For the stack's preview and the image build, which must not need
+    the ML libraries; the server checks the reference against the loaded model in full."""
+    model_dir = Path(model_dir)
+    kind, artifact = find_artifact(model_dir)
+    if kind == "builtin":
+        from server.model import load_model
+
+        builtin = load_model(artifact)
+        task, names, version = "binary", builtin.feature_names, builtin.version
+    else:
+        version = content_version(artifact)
+        task, names = _reference_for(model_dir / REFERENCE_FILE, artifact, version)
+    requirements = list(KIND_REQUIREMENTS[kind])
+    if kind == "sklearn":
+        pinned = _pickled_sklearn_version(artifact)
+        if pinned:
+            requirements[0] = f"scikit-learn=={pinned}"
+    if kind == "mlflow":
+        own = _mlflow_requirements(model_dir)
+        names_own = {_requirement_name(r) for r in own}
+        requirements = own + [r for r in requirements if _requirement_name(r) not in names_own]
+    return ModelDirInfo(kind, artifact, version, task, names, tuple(requirements))
