@@ -8,7 +8,8 @@ response, so a silent or slowloris connection is held forever). This subclass ad
   parser past ``max_header_bytes``; a longer head gets 431 and the connection is closed.
 - read deadline: a request (line, headers and body) must be received within ``read_timeout`` seconds of
   the connection opening or of the request's first byte; else 408 (nothing answered yet) or a plain close.
-- refusals (parser 400s, 431, read timeouts, 503s over ``limit_concurrency``) are counted in
+- refusals (parser 400s, 431, read timeouts, 503s over ``limit_concurrency``; uvicorn's own check is
+  taken over, so a flood is not one log line per 503) are counted in
   ``model_http_rejected_total{reason}`` and logged at most once per ``LOG_INTERVAL_SECONDS`` per reason.
 
 The limits come from ``ServerSettings.from_env()`` (the worker's environment, as the app's do);
@@ -26,6 +27,7 @@ from time import monotonic
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from server import metrics
@@ -73,6 +75,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # bytes of the open head fed to the parser so far
         self._heads = 0  # heads completed on this connection
         self._read_deadline: asyncio.TimerHandle | None = None
+        # uvicorn's own check would log a line for every 503 of a flood: taken over, same test and answer.
+        self.concurrency_limit, self.limit_concurrency = self.limit_concurrency, None
 
     # Protocol interface
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -126,12 +130,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._heads += 1
-        if self.limit_concurrency is not None and (
-            len(self.connections) >= self.limit_concurrency or len(self.tasks) >= self.limit_concurrency
-        ):
-            # uvicorn answers 503 itself (the same test, just below); counted here.
+        limit = self.concurrency_limit
+        if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
             metrics.HTTP_REJECTED.labels("over_capacity").inc()
-        super().on_headers_complete()
+            REJECTIONS_LOG.warning("over_capacity", "Exceeded concurrency limit.")
+            app, self.app = self.app, service_unavailable  # what uvicorn runs instead of the app: a 503
+            try:
+                super().on_headers_complete()
+            finally:
+                self.app = app
+        else:
+            super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._head_open = True
