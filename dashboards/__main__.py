@@ -19,12 +19,11 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="output directory (created if missing)")
     exp.add_argument("--datasource-uid", default=DATASOURCE_UID, help="UID of the Prometheus data source")
     for field in dataclasses.fields(AlertSettings):
-        exp.add_argument(
-            "--" + field.name.replace("_", "-"),
-            type=field.type,
-            default=field.default,
-            help=f"default {field.default}",
-        )
+        flag = "--" + field.name.replace("_", "-")
+        if field.type is bool:  # --gateway / --no-gateway
+            exp.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+            continue
+        exp.add_argument(flag, type=field.type, default=field.default, help=f"default {field.default}")
     notify = exp.add_argument_group("notifications (alertmanager.yml)")
     notify.add_argument("--pager-webhook-url", default="", help="receives severity=critical (default: none)")
     notify.add_argument("--ticket-webhook-url", default="", help="receives severity=warning (default: none)")

@@ -32,6 +32,7 @@ ALERT_PREDICTION_SHIFT = "PredictionDistributionShift"
 ALERT_FEATURE_DRIFT = "FeatureDrift"
 ALERT_AVAILABILITY_BURN = "ModelAvailabilityBudgetBurn"
 ALERT_LATENCY_BURN = "ModelLatencyBudgetBurn"
+ALERT_ENDPOINT_DOWN = "ModelEndpointDown"
 # Every alert the project defines, in the order of the Runbooks dashboard's panels (panel id = index + 1),
 # whichever of them a configuration turns on.
 ALERT_NAMES = (
@@ -42,7 +43,10 @@ ALERT_NAMES = (
     ALERT_FEATURE_DRIFT,
     ALERT_AVAILABILITY_BURN,
     ALERT_LATENCY_BURN,
+    ALERT_ENDPOINT_DOWN,
 )
+# The panel of the dashboard's "Gateway" row that ModelEndpointDown links to.
+GATEWAY_BACKENDS_PANEL = "Replicas in the pool"
 
 # Burn-rate tiers (factor, long window, short window; seconds), SRE workbook table 5-8: a page when 2% of
 # a 30-day budget goes in an hour or 5% in six hours, a ticket when 10% goes in a day or 10% in three.
@@ -301,6 +305,31 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
             panel_title="Feature drift (PSI, 1h)",
         ),
         *slos,
+        *_gateway_alerts(settings),
+    ]
+
+
+def _gateway_alerts(settings: AlertSettings) -> list[Alert]:
+    if not settings.gateway:
+        return []
+    down_for = promql_duration(settings.server_down_for_seconds)
+    return [
+        Alert(
+            name=ALERT_ENDPOINT_DOWN,
+            query=queries.endpoint_up(),
+            comparison=Comparison.LT,
+            threshold=1.0,
+            for_seconds=settings.server_down_for_seconds,
+            severity=Severity.CRITICAL,
+            summary="The model API is unreachable",
+            description=(
+                f"For {down_for} the gateway (job {contract.GATEWAY_JOB_NAME}) either did not answer "
+                "Prometheus or had no healthy replica in its pool: clients get errors or nothing."
+            ),
+            value_format='printf "%.0f"',
+            lookback_seconds=600,
+            panel_title=GATEWAY_BACKENDS_PANEL,
+        )
     ]
 
 

@@ -45,11 +45,14 @@ def dashboard_builder(datasource_uid: str, settings: AlertSettings) -> dashboard
         .with_panel(panels.feature_drift_panel(datasource_uid, settings))
         .with_panel(panels.feature_samples_panel(datasource_uid, settings))
     )
-    slo_panels = panels.slo_panels(datasource_uid, settings)
-    if slo_panels:
-        builder = builder.with_row(panels.row("SLOs"))
-        for panel in slo_panels:
-            builder = builder.with_panel(panel)
+    for title, row_panels in (
+        ("SLOs", panels.slo_panels(datasource_uid, settings)),
+        ("Gateway", panels.gateway_panels(datasource_uid, settings)),
+    ):
+        if row_panels:
+            builder = builder.with_row(panels.row(title))
+            for panel in row_panels:
+                builder = builder.with_panel(panel)
     return builder
 
 

@@ -471,5 +471,75 @@ def slo_panels(datasource_uid: str, settings: AlertSettings) -> list:
     ]
 
 
+# --- gateway -----------------------------------------------------------------------------------------
+# What clients of the one endpoint see; the gateway serves every replica, so these panels ignore the
+# instance and version variables.
+
+
+def gateway_backends_panel(datasource_uid: str) -> stat.Panel:
+    return (
+        _stat(
+            datasource_uid,
+            alerts.GATEWAY_BACKENDS_PANEL,
+            "Replica containers passing the gateway's /ready check: the ones it sends requests to (during "
+            f"a rollout, old and new ones). 0 fires {alerts.ALERT_ENDPOINT_DOWN}.",
+            units.NoUnit,
+        )
+        .with_target(target(datasource_uid, queries.gateway_backends_up(), "in the pool"))
+        .thresholds(_thresholds((None, RED), (1, GREEN)))
+        .color_mode(common.BigValueColorMode.BACKGROUND)
+        .graph_mode(common.BigValueGraphMode.AREA)
+    )
+
+
+def gateway_responses_panel(datasource_uid: str) -> timeseries.Panel:
+    return (
+        _timeseries(
+            datasource_uid,
+            "Gateway responses",
+            "Responses per second the gateway sent clients, by class (its own 503s when no replica is "
+            "healthy included), and the requests it resent to another replica after a failed connection.",
+            units.RequestsPerSecond,
+        )
+        .with_target(target(datasource_uid, queries.gateway_response_rate(), "{{code}}", "A"))
+        .with_target(target(datasource_uid, queries.gateway_retries(), "resent", "B"))
+    )
+
+
+def gateway_error_ratio_panel(datasource_uid: str) -> timeseries.Panel:
+    return _timeseries(
+        datasource_uid,
+        "Gateway 5xx share",
+        "Share of the gateway's responses that were 5xx: the error rate clients saw.",
+        units.PercentUnit,
+    ).with_target(target(datasource_uid, queries.gateway_server_error_ratio(), "5xx"))
+
+
+def gateway_timing_panel(datasource_uid: str) -> timeseries.Panel:
+    return (
+        _timeseries(
+            datasource_uid,
+            "Gateway queue and connect time",
+            "Average time a request waited in the gateway's queue (all replicas busy) and took to "
+            "connect to a replica, over its last 1024 requests.",
+            units.Seconds,
+        )
+        .with_target(target(datasource_uid, queries.gateway_queue_time(), "queue", "A"))
+        .with_target(target(datasource_uid, queries.gateway_connect_time(), "connect", "B"))
+    )
+
+
+def gateway_panels(datasource_uid: str, settings: AlertSettings) -> list:
+    """The "Gateway" row's panels (none without a gateway)."""
+    if not settings.gateway:
+        return []
+    return [
+        gateway_backends_panel(datasource_uid),
+        gateway_responses_panel(datasource_uid),
+        gateway_error_ratio_panel(datasource_uid),
+        gateway_timing_panel(datasource_uid),
+    ]
+
+
 def row(title: str) -> dashboard_builders.Row:
     return dashboard_builders.Row(title)

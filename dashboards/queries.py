@@ -349,3 +349,52 @@ def replicas_up(scope: Scope = FLEET) -> str:
 def model_versions(scope: Scope = FLEET) -> str:
     """Replicas serving each model name/version."""
     return f"count by (model, version) ({contract.MODEL_INFO}{{{scope.info_selector()}}})"
+
+
+# --- gateway (HAProxy's own exporter, Docker target) -------------------------------------------------
+
+_GATEWAY = f'job="{contract.GATEWAY_JOB_NAME}"'
+_GATEWAY_FRONTEND = f'{_GATEWAY},proxy="{contract.GATEWAY_FRONTEND}"'
+_GATEWAY_BACKEND = f'{_GATEWAY},proxy="{contract.GATEWAY_BACKEND}"'
+
+
+def gateway_response_rate(window: str = RATE_INTERVAL) -> str:
+    """Responses per second the gateway sent clients, one series per class ("2xx" ... "5xx")."""
+    return f"sum by (code) (rate(haproxy_frontend_http_responses_total{{{_GATEWAY_FRONTEND}}}[{window}]))"
+
+
+def gateway_server_error_ratio(window: str = RATE_INTERVAL) -> str:
+    """Share of the gateway's responses that were 5xx: what clients saw, its own 503s included."""
+    responses = "haproxy_frontend_http_responses_total"
+    errors = f'sum(rate({responses}{{{_GATEWAY_FRONTEND},code="5xx"}}[{window}]))'
+    return f"{errors} / sum(rate({responses}{{{_GATEWAY_FRONTEND}}}[{window}]))"
+
+
+def gateway_backends_up() -> str:
+    """Replica containers in the gateway's pool that pass its health check."""
+    return f"sum(haproxy_backend_active_servers{{{_GATEWAY_BACKEND}}})"
+
+
+def gateway_retries(window: str = RATE_INTERVAL) -> str:
+    """Requests per second the gateway resent (a connection failed) or sent to another replica."""
+    backend = _GATEWAY_BACKEND
+    retries = f"rate(haproxy_backend_retry_warnings_total{{{backend}}}[{window}])"
+    redispatches = f"rate(haproxy_backend_redispatch_warnings_total{{{backend}}}[{window}])"
+    return f"sum({retries}) + sum({redispatches})"
+
+
+def gateway_queue_time() -> str:
+    """Average seconds a request waited in the gateway's queue (its last 1024 requests)."""
+    return f"max(haproxy_backend_queue_time_average_seconds{{{_GATEWAY_BACKEND}}})"
+
+
+def gateway_connect_time() -> str:
+    """Average seconds the gateway took to connect to a replica (its last 1024 connections)."""
+    return f"max(haproxy_backend_connect_time_average_seconds{{{_GATEWAY_BACKEND}}})"
+
+
+def endpoint_up() -> str:
+    """1 while the model API answers through the gateway: Prometheus reaches the gateway and it has at
+    least one healthy replica; 0 otherwise. (The two series differ in labels, so `or` keeps both and
+    `min` takes the worse.)"""
+    return f"min(clamp_max({gateway_backends_up()}, 1) or up{{{_GATEWAY}}})"

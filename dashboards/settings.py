@@ -66,11 +66,17 @@ class AlertSettings:
     runbook_base_url: str = ""
     # Grafana's root URL as users open it, for absolute links in notifications ("" = relative links).
     grafana_url: str = ""
+    # The model API is served through the stack's gateway (job model-gateway, the Docker target): its
+    # alert (ModelEndpointDown) and its dashboard row exist only then.
+    gateway: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in _URL_FIELDS:
+            if f.name == "gateway":
+                if not isinstance(value, bool):
+                    raise ValueError(f"gateway must be true or false, got {value!r}")
+            elif f.name in _URL_FIELDS:
                 if not isinstance(value, str) or (value and not value.startswith(("http://", "https://"))):
                     raise ValueError(f"{f.name} must be empty or an http(s):// URL, got {value!r}")
             elif f.name in _SLO_FIELDS:

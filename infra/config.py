@@ -742,7 +742,11 @@ def parse_settings(
     if errors:
         raise ConfigError("invalid stack configuration:\n  " + "\n  ".join(errors))
 
-    alerts = AlertSettings(**{key.field: values[key.name] for key in KEYS if key.alert_setting})
+    alerts = AlertSettings(
+        **{key.field: values[key.name] for key in KEYS if key.alert_setting},
+        # The Docker target serves the model API through its gateway (on Kubernetes: a Service).
+        gateway=values["target"] == DOCKER,
+    )
     plain = {key.field: values[key.name] for key in KEYS if not key.alert_setting}
     return StackSettings(name_prefix=name_prefix, alerts=alerts, **plain)
 

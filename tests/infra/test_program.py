@@ -432,6 +432,7 @@ def test_rule_groups_are_valid_and_carry_the_contract_alerts(program):
             alerts.ALERT_FEATURE_DRIFT,
             alerts.ALERT_AVAILABILITY_BURN,
             alerts.ALERT_LATENCY_BURN,
+            alerts.ALERT_ENDPOINT_DOWN,
         ]
     )
 
@@ -439,7 +440,8 @@ def test_rule_groups_are_valid_and_carry_the_contract_alerts(program):
 def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
     custom = {"errorRateThreshold": "0.2", "latencyP95Seconds": "2.5", "alertEngine": "both"}
     program = run_program(custom)
-    settings = AlertSettings(error_rate_threshold=0.2, latency_p95_seconds=2.5)
+    # The Docker target serves through its gateway: ModelEndpointDown is among its alerts.
+    settings = AlertSettings(error_rate_threshold=0.2, latency_p95_seconds=2.5, gateway=True)
     rule_files = prometheus_rule_files(settings)
     uploads = {u["file"]: u["content"] for u in _container(program, "prometheus").plain_inputs["uploads"]}
     for name, text in rule_files.items():

@@ -3,6 +3,7 @@
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -65,15 +66,24 @@ def test_rule_file_names_cannot_escape_the_rules_directory():
 
 
 @pytest.mark.live
-def test_real_prometheus_loads_the_config_with_one_target_per_replica(tmp_path):
+def test_real_prometheus_loads_the_config_and_looks_the_replicas_up(tmp_path):
     program = run_program({"alertEngine": "both", "modelServerReplicas": "3"})
     config_path = _write_uploads(program, tmp_path)
     with prometheus_with_config(config_path) as prometheus:
-        # Target discovery runs asynchronously after start-up.
+        # Target discovery runs asynchronously after start-up. The replicas' names resolve on the Docker
+        # network only (tests/e2e scrapes them there), so here the gateway is the one target...
         found = wait_for(lambda: targets(prometheus.base_url), 60, what="scrape targets")
-        assert sorted((t["labels"]["job"], t["labels"]["instance"]) for t in found) == [
-            (contract.JOB_NAME, f"model-server-{i}:{contract.SERVER_PORT}") for i in range(3)
+        assert [(t["labels"]["job"], t["labels"]["instance"]) for t in found] == [
+            (contract.GATEWAY_JOB_NAME, f"gateway:{contract.GATEWAY_METRICS_PORT}")
         ]
+
+        # ... and DNS discovery of the three replica names is running (Prometheus' own /metrics).
+        def lookups() -> float:
+            text = httpx.get(f"{prometheus.base_url}/metrics", timeout=10).text
+            (line,) = [x for x in text.splitlines() if x.startswith("prometheus_sd_dns_lookups_total ")]
+            return float(line.split()[1])
+
+        wait_for(lambda: lookups() >= 3, 60, what="the three replica names looked up")
         rules = {r["name"] for g in rule_groups(prometheus.base_url) for r in g["rules"]}
         assert queries.FEATURE_DRIFT_PSI in rules
         assert alerts.ALERT_FEATURE_DRIFT in rules

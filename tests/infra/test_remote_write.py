@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,8 +59,9 @@ def _uploads(program: Program) -> list[dict]:
 
 def write_stack_prometheus(program: Program, root: Path, scrape_targets: list[str] | None = None) -> Path:
     """The Prometheus container's uploads written under `root` as they would land under /; absolute
-    paths in prometheus.yml point there too. `scrape_targets` replaces the Docker-network aliases (the
-    only change to the generated config). Returns the config path."""
+    paths in prometheus.yml point there too. `scrape_targets` replaces the replicas' Docker-network names
+    (found by DNS there) with static 127.0.0.1 targets, and the gateway job (none runs here) goes: the
+    only changes to the generated config. Returns the config path."""
     config_path = None
     for upload in _uploads(program):
         target = root / upload["file"].lstrip("/")
@@ -68,8 +70,10 @@ def write_stack_prometheus(program: Program, root: Path, scrape_targets: list[st
         if upload["file"] == str(CONFIG_DIR / "prometheus.yml"):
             config = yaml.safe_load(content.replace(f"{CONFIG_DIR}/", f"{root}{CONFIG_DIR}/"))
             if scrape_targets is not None:
-                (job,) = config["scrape_configs"]
+                (job,) = [j for j in config["scrape_configs"] if j["job_name"] == contract.JOB_NAME]
+                del job["dns_sd_configs"], job["relabel_configs"]
                 job["static_configs"] = [{"targets": scrape_targets}]
+                config["scrape_configs"] = [job]
             content = yaml.safe_dump(config, sort_keys=False)
             config_path = target
         target.write_text(content)
@@ -195,8 +199,14 @@ def _own_metrics(prometheus: RunningPrometheus) -> dict[str, float]:
     return out
 
 
+# Remote write sends a batch when it holds 500 samples or is 5 s old (batch_send_deadline): at about 135
+# series a second the receiver lags up to ~5 s, so it is asked about a moment safely in the past.
+RECEIVER_LAG_S = 10
+
+
 def _on_receiver(receiver: RunningPrometheus, expr: str) -> list[float]:
-    return finite_values(query(receiver.base_url, expr, auth=(USER, PASSWORD)))
+    at = time.time() - RECEIVER_LAG_S
+    return finite_values(query(receiver.base_url, expr, at=at, auth=(USER, PASSWORD)))
 
 
 @pytest.mark.live

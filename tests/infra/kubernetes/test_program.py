@@ -10,6 +10,7 @@ import sys
 import pytest
 import yaml
 
+from dashboards import alerts
 from dashboards.alerts import alert_definitions, prometheus_rule_files
 from dashboards.dashboard import dashboard_json
 from dashboards.settings import DATASOURCE_UID, AlertSettings
@@ -155,13 +156,23 @@ def test_prometheus_rule_groups_equal_the_docker_rule_files(engine):
     rule_files = sorted((u["file"], u["content"]) for u in uploads if "/rules/" in u["file"])
     docker_groups = [g for _, text in rule_files for g in yaml.safe_load(text)["groups"]]
     groups = _one(program, PROMETHEUS_RULE)["spec"]["groups"]
-    assert groups == docker_groups
+    # The same rules but ModelEndpointDown: the Docker target's gateway has no Kubernetes counterpart
+    # (a Service balances there).
+    without_gateway = [
+        {**g, "rules": [r for r in g["rules"] if r.get("alert") != alerts.ALERT_ENDPOINT_DOWN]}
+        for g in docker_groups
+    ]
+    assert groups == without_gateway
     names = {r.get("alert") for g in groups for r in g["rules"]} - {None}
     expected = {a.name for a in alert_definitions(AlertSettings(latency_p95_seconds=0.75))}
+    assert alerts.ALERT_ENDPOINT_DOWN not in expected
     assert names == (set() if engine == "grafana" else expected)
+    docker_names = {r.get("alert") for g in docker_groups for r in g["rules"]} - {None}
+    assert docker_names == (set() if engine == "grafana" else expected | {alerts.ALERT_ENDPOINT_DOWN})
     assert {r.get("record") for g in groups for r in g["rules"]} - {None}  # recording rules always
     # The files are the ones `python -m dashboards export` writes: one function builds both.
-    exported = prometheus_rule_files(AlertSettings(latency_p95_seconds=0.75), alert_rules=engine != "grafana")
+    docker_settings = AlertSettings(latency_p95_seconds=0.75, gateway=True)
+    exported = prometheus_rule_files(docker_settings, alert_rules=engine != "grafana")
     assert sorted(exported.values()) == sorted(text for _, text in rule_files)
 
 
