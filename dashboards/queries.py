@@ -394,7 +394,7 @@ def gateway_connect_time() -> str:
 
 
 def endpoint_up() -> str:
-    """1 while the model API answers through the gateway: Prometheus reaches the gateway and it has at
-    least one healthy replica; 0 otherwise. (The two series differ in labels, so `or` keeps both and
-    `min` takes the worse.)"""
-    return f"min(clamp_max({gateway_backends_up()}, 1) or up{{{_GATEWAY}}})"
+    """At least 1 while the model API answers through the gateway (Prometheus reaches it and it has a
+    healthy replica), 0 otherwise: the two series differ in labels, so `or` keeps both and `min` takes
+    the worse; with the gateway unreachable its pool series are gone and `up` is 0."""
+    return f"min({gateway_backends_up()} or up{{{_GATEWAY}}})"

@@ -427,3 +427,62 @@ def test_recording_rules_compute_psi_and_median(promtool: str, rules: list[Path]
         "promql_expr_test": checks,
     }
     run_unit_tests(promtool, rules, tmp_path, [group])
+
+
+# --- the gateway (Docker target) ---------------------------------------------------------------------
+
+GATEWAY = {"job": contract.GATEWAY_JOB_NAME, "instance": f"gateway:{contract.GATEWAY_METRICS_PORT}"}
+
+
+def test_endpoint_down(promtool: str, tmp_path: Path) -> None:
+    """ModelEndpointDown: fires when the gateway stops answering or has no healthy replica for 1m; silent
+    while one replica is left, on a blip shorter than `for`, and where no gateway runs at all."""
+    name = alerts.ALERT_ENDPOINT_DOWN
+    rules = rule_paths(tmp_path / "export", AlertSettings(gateway=True))
+    up = selector("up", GATEWAY)
+    pool = selector("haproxy_backend_active_servers", {**GATEWAY, "proxy": contract.GATEWAY_BACKEND})
+    firing = {
+        "exp_labels": {"severity": "critical"},
+        "exp_annotations": {
+            "summary": "The model API is unreachable",
+            "description": "For 1m the gateway (job model-gateway) either did not answer Prometheus or had "
+            "no healthy replica in its pool: clients get errors or nothing.",
+            "runbook_url": "/d/model-monitoring-runbooks?viewPanel=8",
+        },
+    }
+    run_unit_tests(
+        promtool,
+        rules,
+        tmp_path,
+        [
+            {  # both replicas fail their health checks from 5m on; the gateway itself answers
+                "input_series": [{"series": up, "values": "1x20"}, {"series": pool, "values": "2x4 0x16"}],
+                "alert_rule_test": [
+                    *silent(name, 4, 5),
+                    {"eval_time": "8m", "alertname": name, "exp_alerts": [firing]},
+                ],
+            },
+            {  # the gateway stops answering Prometheus at 5m (its series go stale with it)
+                "input_series": [
+                    {"series": up, "values": "1x4 0x16"},
+                    {"series": pool, "values": "2x4 _x16"},
+                ],
+                "alert_rule_test": [
+                    *silent(name, 4),
+                    {"eval_time": "12m", "alertname": name, "exp_alerts": [firing]},
+                ],
+            },
+            {  # one replica down for good, another blip of the whole pool shorter than `for`
+                "input_series": [
+                    {"series": up, "values": "1x20"},
+                    {"series": pool, "values": "2x4 1x5 0 1x9"},
+                ],
+                "alert_rule_test": silent(name, 3, 8, 11, 12, 18),
+            },
+            {  # no gateway at all (Kubernetes, or before the first scrape): nothing to say
+                "input_series": [{"series": selector("up", {**JOB, "instance": INSTANCE}), "values": "1x20"}],
+                "alert_rule_test": silent(name, 5, 15),
+            },
+        ],
+    )
+    assert name not in {a.name for a in alert_definitions(DEFAULT_SETTINGS)}  # only with a gateway
