@@ -52,8 +52,9 @@ bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # Watch every alert fire: scripted traffic against a running stack (`make up` first). DEMO_URL is the
-# model server's host port (stack config modelServerHostPort); list every replica comma-separated to
-# spread the load. The error and latency phases need `pulumi config set chaosEnabled true`.
+# model API, the gateway in front of the replicas (stack output modelServerUrl). The error and latency
+# phases need `pulumi config set chaosEnabled true` and the stack's token in MODEL_CHAOS_TOKEN
+# (`pulumi stack output chaosToken --show-secrets`).
 # Extra options, e.g. DEMO_ARGS="--phases errors,latency --rate 20" (python -m loadgen --help).
 DEMO_URL ?= http://127.0.0.1:8000
 DEMO_ARGS ?=

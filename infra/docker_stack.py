@@ -126,6 +126,8 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
     }
     if settings.prometheus_alert_rules:
         outputs["alertmanagerUrl"] = alertmanager_url
+    if model_server.chaos_token is not None:
+        outputs["chaosToken"] = model_server.chaos_token  # X-Chaos-Token of `make demo` (secret)
     if settings.model_server_replica_ports:
         outputs["modelServerUrls"] = [f"http://{host}:{port}" for port in settings.replica_debug_ports()]
     return outputs

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 
 from infra.config import PROJECT_ROOT
 from infra.containers import service_container
@@ -54,6 +55,16 @@ def model_server_image(
     )
 
 
+def chaos_token(resource_name: str, *, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """The per-stack secret a request must carry (X-Chaos-Token) for the replicas to honour its chaos
+    headers: generated once and kept in the stack state, so a client that can reach the API cannot fake
+    an outage."""
+    token = random.RandomPassword(
+        resource_name, length=32, special=False, opts=pulumi.ResourceOptions(parent=parent)
+    )
+    return pulumi.Output.secret(token.result)
+
+
 def replica_alias(index: int) -> str:
     return f"{ALIAS_PREFIX}-{index}"
 
@@ -84,6 +95,7 @@ class ModelServer(pulumi.ComponentResource):
     containers: list[docker.Container]
     aliases: list[str]
     image_digest: pulumi.Output[str]
+    chaos_token: pulumi.Output[str] | None  # None: chaos off
 
     def __init__(self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("model-monitoring:index:ModelServer", name, None, opts)
@@ -98,6 +110,10 @@ class ModelServer(pulumi.ComponentResource):
         # With skip_push, repo_digest is the local image id: a new build replaces the containers.
         self.image_digest = self.image.repo_digest
 
+        self.chaos_token = chaos_token(f"{name}-chaos-token", parent=self) if args.chaos_enabled else None
+        chaos_env = (
+            [] if self.chaos_token is None else [pulumi.Output.concat("MODEL_CHAOS_TOKEN=", self.chaos_token)]
+        )
         self.aliases = [replica_alias(i) for i in range(args.replicas)]
         stop_seconds = args.drain_seconds + SHUTDOWN_GRACE_SECONDS
         self.containers = []
@@ -120,6 +136,7 @@ class ModelServer(pulumi.ComponentResource):
                         f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
                         f"WEB_CONCURRENCY={args.workers}",
                         f"MODEL_SHUTDOWN_DRAIN_SECONDS={args.drain_seconds}",
+                        *chaos_env,
                     ],
                     # Removal (a replacement, `pulumi destroy`) and `docker stop` send SIGTERM and wait
                     # this long for the drain and the graceful shutdown before they kill.

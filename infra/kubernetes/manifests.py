@@ -23,6 +23,7 @@ CONTAINER_NAME = "model-server"
 # Writable paths under the read-only root filesystem (emptyDir volumes).
 METRICS_DIR = "/var/run/model-server/metrics"  # PROMETHEUS_MULTIPROC_DIR: one file per worker
 TMP_DIR = "/tmp"
+CHAOS_TOKEN_KEY = "token"  # the key of the chaos Secret that holds MODEL_CHAOS_TOKEN
 # The image's numeric non-root user (server/Dockerfile).
 RUN_AS_USER = 10001
 
@@ -106,6 +107,7 @@ def deployment_spec(
     chaos_enabled: bool,
     resources: Resources,
     image_pull_secret: str | None,
+    chaos_secret: str | None = None,
 ) -> dict:
     """Rolling updates that never drop below `replicas` ready pods; non-root, read-only root filesystem."""
     container = {
@@ -116,6 +118,17 @@ def deployment_spec(
         "env": [
             {"name": "WEB_CONCURRENCY", "value": str(workers)},
             {"name": "MODEL_CHAOS_ENABLED", "value": "true" if chaos_enabled else "false"},
+            # With chaos on, its token comes from a Secret (never in the Deployment itself).
+            *(
+                [
+                    {
+                        "name": "MODEL_CHAOS_TOKEN",
+                        "valueFrom": {"secretKeyRef": {"name": chaos_secret, "key": CHAOS_TOKEN_KEY}},
+                    }
+                ]
+                if chaos_enabled and chaos_secret
+                else []
+            ),
             # Worker metrics files live here (summed at /metrics); emptied at start by the server.
             {"name": "PROMETHEUS_MULTIPROC_DIR", "value": METRICS_DIR},
         ],

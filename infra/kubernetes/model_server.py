@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from infra.kubernetes import manifests
 from infra.kubernetes.manifests import Labels, Resources
-from infra.model_server import model_server_image
+from infra.model_server import chaos_token, model_server_image
 
 NAME = manifests.APP_NAME  # Deployment, Service, HPA and PDB share it
 
@@ -58,6 +58,8 @@ class KubernetesModelServer(pulumi.ComponentResource):
     image: docker.Image
     image_digest: pulumi.Output[str]
     pull_secret: k8s.core.v1.Secret | None
+    chaos_token: pulumi.Output[str] | None  # None: chaos off
+    chaos_secret: k8s.core.v1.Secret | None
     deployment: k8s.apps.v1.Deployment
     service: k8s.core.v1.Service
     autoscaler: k8s.autoscaling.v2.HorizontalPodAutoscaler
@@ -96,6 +98,17 @@ class KubernetesModelServer(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self.chaos_token = None
+        self.chaos_secret = None
+        if args.chaos_enabled:
+            self.chaos_token = chaos_token(f"{name}-chaos-token", parent=self)
+            self.chaos_secret = k8s.core.v1.Secret(
+                f"{name}-chaos-secret",
+                metadata=manifests.metadata(f"{NAME}-chaos", args.namespace, common),
+                string_data={manifests.CHAOS_TOKEN_KEY: self.chaos_token},
+                opts=child,
+            )
+
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=manifests.metadata(NAME, args.namespace, common),
@@ -107,12 +120,13 @@ class KubernetesModelServer(pulumi.ComponentResource):
                 chaos_enabled=args.chaos_enabled,
                 resources=args.resources,
                 image_pull_secret=f"{NAME}-registry" if login else None,
+                chaos_secret=f"{NAME}-chaos" if self.chaos_secret else None,
             ),
             # After creation the autoscaler owns the replica count; an update must not reset it.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 ignore_changes=["spec.replicas"],
-                depends_on=[self.pull_secret] if self.pull_secret else [],
+                depends_on=[r for r in (self.pull_secret, self.chaos_secret) if r is not None],
             ),
         )
         self.service = k8s.core.v1.Service(

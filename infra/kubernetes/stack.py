@@ -137,6 +137,8 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
         ),
         "prometheusUrl": prometheus_url,
     }
+    if model_server.chaos_token is not None:
+        outputs["chaosToken"] = model_server.chaos_token  # X-Chaos-Token of `make demo` (secret)
     if settings.grafana_url:
         content = GrafanaContent(
             "grafana-content",

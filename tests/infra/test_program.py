@@ -246,7 +246,7 @@ def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(prog
         }
     )
     assert chaos.one(IMAGE).inputs["build"]["args"] == {"BASE_IMAGE": "registry.local/python:3.12"}
-    assert {tuple(c.inputs["envs"][:2]) for c in _model_server_containers(chaos)} == {
+    assert {tuple(reveal(c.inputs["envs"])[:2]) for c in _model_server_containers(chaos)} == {
         ("MODEL_CHAOS_ENABLED=true", "WEB_CONCURRENCY=4")
     }
 
@@ -698,3 +698,27 @@ def test_runbooks_dashboard_lives_beside_the_dashboard(program):
     runbooks = program.one(DASHBOARD, "grafana-content-runbooks")
     assert json.loads(runbooks.inputs["configJson"])["uid"] == "model-monitoring-runbooks"
     assert runbooks.inputs["folder"] == program.one(FOLDER).outputs["uid"]
+
+
+def test_chaos_needs_the_stacks_generated_token():
+    """With chaosEnabled the replicas honour chaos headers only with the stack's token: generated, a
+    secret in the containers' envs and in the one output that hands it to `make demo`."""
+    program = run_program({"chaosEnabled": "true"})
+    (token_resource,) = [r for r in program.of_type(RANDOM_PASSWORD) if r.name == "model-server-chaos-token"]
+    token = token_resource.outputs["result"]
+    assert int(token_resource.inputs["length"]) >= 16  # what the server requires
+    assert program.outputs["chaosToken"] == token
+    assert "chaosToken" in program.secret_outputs
+    for container in _model_server_containers(program):
+        envs = container.inputs["envs"]
+        assert contains_secret(envs)
+        assert f"MODEL_CHAOS_TOKEN={token}" in reveal(envs)
+        assert "MODEL_CHAOS_ENABLED=true" in reveal(envs)
+    # Chaos off: no token anywhere.
+    default = run_program()
+    assert "chaosToken" not in default.outputs
+    assert not [r for r in default.of_type(RANDOM_PASSWORD) if r.name == "model-server-chaos-token"]
+    assert all(
+        not any(e.startswith("MODEL_CHAOS_TOKEN=") for e in reveal(c.inputs["envs"]))
+        for c in _model_server_containers(default)
+    )

@@ -470,3 +470,23 @@ def test_declared_objects_do_not_depend_on_the_hash_seed():
     ]
     assert json.loads(runs[0])["resources"], "expected declared resources"
     assert all(run == runs[0] for run in runs[1:])
+
+
+def test_chaos_reads_its_token_from_a_secret():
+    program = run_program(KUBERNETES | {"chaosEnabled": "true"})
+    secret = program.one(K8S_SECRET, "model-server-chaos-secret")
+    assert contains_secret(secret.inputs["stringData"])
+    token = program.outputs["chaosToken"]
+    assert manifest(secret)["stringData"] == {manifests.CHAOS_TOKEN_KEY: token}
+    assert "chaosToken" in program.secret_outputs
+    (container,) = _one(program, DEPLOYMENT)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODEL_CHAOS_ENABLED"]["value"] == "true"
+    secret_name = manifest(secret)["metadata"]["name"]
+    assert env["MODEL_CHAOS_TOKEN"] == {
+        "name": "MODEL_CHAOS_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": secret_name, "key": manifests.CHAOS_TOKEN_KEY}},
+    }
+    assert token not in json.dumps(_one(program, DEPLOYMENT))  # only the reference, never the value
+    assert program.one(K8S_SECRET, "model-server-chaos-secret").urn in program.one(DEPLOYMENT).depends_on
+    assert "chaosToken" not in run_program(KUBERNETES).outputs
