@@ -64,6 +64,7 @@ def uvicorn_options(settings: ServerSettings) -> dict[str, object]:
     """The uvicorn arguments the settings decide: the bounded protocol and the connection limits."""
     return {
         "http": HTTP_PROTOCOL,
+        "ws": "none",  # no WebSocket routes: an Upgrade request is served as a plain one
         "timeout_keep_alive": settings.keep_alive,
         "limit_concurrency": settings.limit_concurrency,
         "timeout_graceful_shutdown": settings.graceful_shutdown,

@@ -117,8 +117,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
+            else:  # served as a plain request; uvicorn would log two lines for each one
+                REJECTIONS_LOG.warning("upgrade", "Unsupported upgrade request (served without it).")
         return not self.transport.is_closing()
 
     # Parser callbacks

@@ -168,6 +168,16 @@ def test_malformed_requests_are_counted(server: RunningServer) -> None:
     assert server.log().count("Invalid HTTP request received.") == 1
 
 
+def test_upgrade_requests_are_served_plain_and_logged_rate_limited(server: RunningServer) -> None:
+    upgrade = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    upgrade += b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    for _ in range(3):
+        with connect(server.url, timeout=5) as sock:
+            send_all(sock, request_head(extra=upgrade))
+            assert read_response(sock) == 200
+    assert server.log().count("Unsupported upgrade request") == 1
+
+
 def test_a_flood_beyond_the_concurrency_limit_gets_503(server: RunningServer) -> None:
     before = rejected(server.url, "over_capacity")
     with ExitStack() as stack:

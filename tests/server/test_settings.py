@@ -48,6 +48,7 @@ def test_connection_limits_have_defaults_and_reach_uvicorn():
     assert (s.max_header_bytes, s.read_timeout) == (4096, 3)
     assert uvicorn_options(s) == {
         "http": "server.protocol:BoundedHttpToolsProtocol",
+        "ws": "none",
         "timeout_keep_alive": 2,
         "limit_concurrency": 50,
         "timeout_graceful_shutdown": 4,
