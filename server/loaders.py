@@ -449,36 +449,49 @@ def _load_mlflow(artifact: Path) -> LoadedModel:
         raw = pyfunc.get_raw_model()
     except Exception:  # not every flavour exposes its raw model
         raw = None
-    if raw is not None and hasattr(raw, "predict") and _require("sklearn", "MLflow", artifact):
-        from sklearn.base import is_classifier, is_regressor
+    if raw is not None and hasattr(raw, "predict") and _is_sklearn(raw):
+        # The sklearn flavour: MLflow loaded the estimator; its predict_proba gives the probabilities
+        # that a label-only pyfunc.predict would drop.
+        model = _sklearn_model(
+            "mlflow", artifact, raw, model_dir.name, version, feature_types=types, native=pyfunc
+        )
+        if names and not model.feature_names:
+            model.feature_names = names
+        return model
 
-        if is_classifier(raw) or is_regressor(raw):
-            # The sklearn flavour: MLflow loaded the estimator; its predict_proba gives the probabilities
-            # that a label-only pyfunc.predict would drop.
-            model = _sklearn_model(
-                "mlflow", artifact, raw, model_dir.name, version, feature_types=types, native=pyfunc
-            )
-            if names and not model.feature_names:
-                model.feature_names = names
-            return model
+    # Any other pyfunc: its output signature decides. Two or more named columns: class probabilities
+    # (the columns are the classes); else one number per row.
+    classes = _mlflow_output_classes(pyfunc)
+    task = "regression" if classes is None else ("binary" if len(classes) == 2 else "multiclass")
 
-    # Any other pyfunc: its predict() output decides. 2-D: class probabilities; 1-D: a number.
     def predict(feature_names: Sequence[str], columns: Sequence[Sequence[Any]], types: Any) -> Outputs:
         import numpy as np
+        import pandas as pd
 
         result = pyfunc.predict(_frame(feature_names, columns, types))
-        array = np.asarray(result, dtype=np.float64)
-        if array.ndim == 2 and array.shape[1] >= 2:
-            raise ValueError("a pyfunc model returning class probabilities needs the sklearn flavour")
-        return Outputs(array.reshape(-1).tolist())
+        if classes is None:
+            array = np.asarray(result, dtype=np.float64)
+            if array.ndim == 2 and array.shape[1] != 1:
+                raise ValueError(
+                    f"the model returned {array.shape[1]} columns; its signature declares one output"
+                )
+            return Outputs(array.reshape(-1).tolist())
+        if isinstance(result, pd.DataFrame):
+            result = result[[str(c) for c in classes]]
+        proba = np.asarray(result, dtype=np.float64)
+        if proba.ndim != 2 or proba.shape[1] != len(classes):
+            raise ValueError(
+                f"the model returned shape {proba.shape}; its signature declares {len(classes)} classes"
+            )
+        return _classifier_outputs(proba, classes, task)
 
     return LoadedModel(
         kind="mlflow",
         artifact=artifact,
         name=model_dir.name,
         version=version,
-        task="regression",
-        classes=None,
+        task=task,
+        classes=classes,
         feature_names=names,
         feature_types=types,
         n_features=len(names) if names else None,
@@ -486,6 +499,25 @@ def _load_mlflow(artifact: Path) -> LoadedModel:
         accepts_missing=None,
         native=pyfunc,
     )
+
+
+def _is_sklearn(raw: Any) -> bool:
+    """A scikit-learn estimator (imported only when the object comes from scikit-learn or may)."""
+    try:
+        from sklearn.base import is_classifier, is_regressor
+    except ImportError:
+        return False
+    return is_classifier(raw) or is_regressor(raw)
+
+
+def _mlflow_output_classes(pyfunc: Any) -> tuple[str, ...] | None:
+    """The class labels of a pyfunc classifier: its output signature's column names, when there are two
+    or more (one probability column per class); None for one output (a number)."""
+    schema = pyfunc.metadata.get_output_schema()
+    if schema is None or schema.is_tensor_spec() or not schema.has_input_names():
+        return None
+    names = tuple(schema.input_names())
+    return names if len(names) >= 2 else None
 
 
 # What a model directory needs installed besides the server, per kind (the MLflow model's own

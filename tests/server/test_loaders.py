@@ -281,3 +281,20 @@ def test_a_custom_mlflow_pyfunc_model_is_run_by_mlflow(more_models):
     assert model.feature_types == dict.fromkeys(("age", "bmi", "bp"), "numeric")
     np.testing.assert_allclose(out.values, model.native.predict(user.test), rtol=0, atol=1e-12)
     np.testing.assert_allclose(out.values, 2.0 * user.test.sum(axis=1), rtol=0, atol=1e-12)
+
+
+def test_a_custom_mlflow_pyfunc_classifier_takes_its_classes_from_the_output_signature(tmp_path):
+    user = um.mlflow_pyfunc_classifier(tmp_path)
+    model, out = _predict(user, user.test)
+    assert (model.kind, model.task, model.classes) == (
+        "mlflow",
+        "multiclass",
+        ("setosa", "versicolor", "virginica"),
+    )
+    expected = model.native.predict(user.test)
+    np.testing.assert_allclose(
+        out.probabilities, expected[list(model.classes)].to_numpy(), rtol=0, atol=1e-12
+    )
+    assert out.values == [model.classes[i] for i in np.argmax(expected.to_numpy(), axis=1)]
+    # The softmax of the fitted scores is scikit-learn's own multinomial predict_proba.
+    np.testing.assert_allclose(out.probabilities, user.estimator.predict_proba(user.test), atol=1e-6)

@@ -266,3 +266,18 @@ def test_no_reference_says_how_to_build_it(served, tmp_path):
         ModelLoadError, match=r"no reference; build it with python -m server\.reference --model"
     ):
         load_predictor(copy)
+
+
+def test_a_pyfunc_classifier_with_string_classes_is_referenced_and_served(tmp_path):
+    user = um.mlflow_pyfunc_classifier(tmp_path)
+    _write_reference(user)
+    reference = json.loads((user.model_dir / "reference.json").read_text())
+    assert reference["classes"] == ["setosa", "versicolor", "virginica"]
+    predicted = Counter(user.estimator.predict(user.train[user.features]))
+    shares = reference["prediction"]["class_share"]
+    assert [shares[c] for c in reference["classes"]] == pytest.approx(
+        [predicted[i] / len(user.train) for i in range(3)]
+    )
+    predictor = load_predictor(user.model_dir)
+    labels = [label for label, _ in predictor.predict(predictor.parse_many(user.test.to_dict("records")))]
+    assert labels == [reference["classes"][i] for i in user.estimator.predict(user.test)]

@@ -220,3 +220,35 @@ def mlflow_pyfunc_regressor(root: Path) -> UserModel:
         str(model_dir), python_model=model, signature=infer_signature(x_train, 2.0 * x_train.sum(axis=1))
     )
     return _finish(model_dir, model, x_train, x_test, y_train)
+
+
+def _softmax_model(coef: np.ndarray, intercept: np.ndarray, classes: list[str]):
+    """A generic pyfunc classifier: a softmax over linear scores, one probability column per class."""
+    import mlflow.pyfunc
+
+    class Softmax(mlflow.pyfunc.PythonModel):
+        def __init__(self):
+            self.coef, self.intercept, self.classes = coef, intercept, classes
+
+        def predict(self, context, model_input, params=None):
+            z = model_input.to_numpy(dtype=float) @ self.coef.T + self.intercept
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            return pd.DataFrame(e / e.sum(axis=1, keepdims=True), columns=self.classes)
+
+    return Softmax()
+
+
+def mlflow_pyfunc_classifier(root: Path) -> UserModel:
+    """Iris as a custom pyfunc model whose output signature names the three classes (its columns)."""
+    import mlflow.pyfunc
+    from mlflow.models import infer_signature
+
+    data = load_iris(as_frame=True)
+    frame = data.data.set_axis(["sepal_length", "sepal_width", "petal_length", "petal_width"], axis=1)
+    x_train, x_test, y_train, _ = _split(frame, data.target)
+    fitted = LogisticRegression(max_iter=500).fit(x_train, y_train)
+    model = _softmax_model(fitted.coef_, fitted.intercept_, ["setosa", "versicolor", "virginica"])
+    model_dir = root / "iris-pyfunc"
+    signature = infer_signature(x_train, model.predict(None, x_train))
+    mlflow.pyfunc.save_model(str(model_dir), python_model=model, signature=signature)
+    return _finish(model_dir, fitted, x_train, x_test, y_train)
