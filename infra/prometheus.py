@@ -54,7 +54,11 @@ def _model_server_job(targets: Sequence[str], scrape_interval: str, discover_by_
     job["dns_sd_configs"] = [
         {"names": list(hosts), "type": "A", "port": int(ports[0]), "refresh_interval": scrape_interval}
     ]
-    job["relabel_configs"] = [{"source_labels": ["__meta_dns_name"], "target_label": "replica"}]
+    job["relabel_configs"] = [
+        {"source_labels": ["__meta_dns_name"], "target_label": "replica"},
+        # "model-server-0@172.18.0.5:8000": which replica, and which of its containers during a rollout.
+        {"source_labels": ["__meta_dns_name", "__address__"], "separator": "@", "target_label": "instance"},
+    ]
     return job
 
 

@@ -164,9 +164,13 @@ def test_prometheus_scrapes_every_replica_through_its_alias_and_the_gateway(stac
         return None
 
     active = wait_for(all_up, SCRAPE_WAIT, what=f"replicas {sorted(expected)} up")
-    addresses = {t["labels"]["instance"] for t in active}
-    assert all(a.endswith(f":{contract.SERVER_PORT}") for a in addresses)
-    assert len(addresses) == len(expected)
+    # instance = "<replica>@<container address>": readable, and unique per container.
+    for target in active:
+        address = target["discoveredLabels"]["__address__"]
+        assert address.endswith(f":{contract.SERVER_PORT}")
+        assert target["labels"]["instance"] == f"{target['labels']['replica']}@{address}"
+    instances = {t["labels"]["instance"] for t in active}
+    assert len(instances) == len(expected)
     up = query(stack.prometheus_url, f'up{{job="{contract.JOB_NAME}"}}')
     assert values(up) == [1.0] * len(expected)
     gateway = f'up{{job="{contract.GATEWAY_JOB_NAME}"}}'

@@ -129,7 +129,10 @@ def test_prometheus_discovers_the_replicas_by_their_aliases_and_scrapes_the_gate
             "refresh_interval": "15s",
         }
     ]
-    assert replicas["relabel_configs"] == [{"source_labels": ["__meta_dns_name"], "target_label": "replica"}]
+    assert replicas["relabel_configs"] == [
+        {"source_labels": ["__meta_dns_name"], "target_label": "replica"},
+        {"source_labels": ["__meta_dns_name", "__address__"], "separator": "@", "target_label": "instance"},
+    ]
     assert gateway["job_name"] == contract.GATEWAY_JOB_NAME
     assert gateway["static_configs"] == [{"targets": [f"gateway:{contract.GATEWAY_METRICS_PORT}"]}]
 
