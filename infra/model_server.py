@@ -16,8 +16,10 @@ DOCKERFILE = PROJECT_ROOT / "server" / "Dockerfile"
 # Replica i answers on the network as "model-server-i": the names Prometheus discovers the replicas by and
 # the gateway balances over. While a replica is replaced, its old and new container both hold the name.
 ALIAS_PREFIX = "model-server"
-# After the drain, uvicorn's own graceful shutdown: in-flight requests finish (chaos delays are <= 5 s).
-SHUTDOWN_GRACE_SECONDS = 10
+# After the drain, uvicorn's own graceful shutdown (MODEL_GRACEFUL_SHUTDOWN_SECONDS): in-flight requests
+# finish (chaos delays are <= 5 s); Docker waits 2 s more before it kills.
+GRACEFUL_SHUTDOWN_SECONDS = 8
+SHUTDOWN_GRACE_SECONDS = GRACEFUL_SHUTDOWN_SECONDS + 2
 
 # The image ships Python, so the healthcheck needs no curl/wget.
 _HEALTHCHECK = (
@@ -136,6 +138,7 @@ class ModelServer(pulumi.ComponentResource):
                         f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
                         f"WEB_CONCURRENCY={args.workers}",
                         f"MODEL_SHUTDOWN_DRAIN_SECONDS={args.drain_seconds}",
+                        f"MODEL_GRACEFUL_SHUTDOWN_SECONDS={GRACEFUL_SHUTDOWN_SECONDS}",
                         *chaos_env,
                     ],
                     # Removal (a replacement, `pulumi destroy`) and `docker stop` send SIGTERM and wait

@@ -239,6 +239,7 @@ def test_model_server_image_is_built_from_the_repository_and_runs_by_digest(prog
             "MODEL_CHAOS_ENABLED=false",
             "WEB_CONCURRENCY=2",
             f"MODEL_SHUTDOWN_DRAIN_SECONDS={DEFAULT_DRAIN_SECONDS}",
+            "MODEL_GRACEFUL_SHUTDOWN_SECONDS=8",
         ]
     assert program.outputs["modelServerImage"] == image.outputs["repoDigest"]
     chaos = run_program(
@@ -308,8 +309,8 @@ def test_replicas_roll_one_at_a_time_and_drain_before_they_go(program):
         # Auto-named, so a replacement starts beside the container it replaces (healthy first: wait).
         assert "name" not in container.inputs
         assert container.options["deleteBeforeReplace"] is False
-        # SIGTERM, then this long for the drain and uvicorn's graceful shutdown, before a kill.
-        grace = DEFAULT_DRAIN_SECONDS + 10
+        # SIGTERM, then this long for the drain and uvicorn's graceful shutdown (8 s), before a kill.
+        grace = DEFAULT_DRAIN_SECONDS + 8 + 2
         assert int(container.inputs["destroyGraceSeconds"]) == grace
         assert int(container.inputs["stopTimeout"]) == grace
         if i:
