@@ -239,15 +239,16 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
         ),
         Alert(
             name=ALERT_HIGH_ERROR_RATE,
-            query=queries.server_error_ratio(rate_window),
+            query=queries.server_error_ratio(rate_window, per_replica=True),
             comparison=Comparison.GT,
             threshold=settings.error_rate_threshold,
             for_seconds=settings.error_rate_for_seconds,
             severity=Severity.CRITICAL,
-            summary="Model server answers too many requests with 5xx",
+            summary="Model server {{ $labels.instance }} answers too many requests with 5xx",
             description=(
-                f"{{value}} of model API requests failed with a 5xx status over the last {rate_window} "
-                f"(threshold {settings.error_rate_threshold:.2%}); 4xx are excluded."
+                "{value} of the model API requests to replica {{ $labels.instance }} failed with a 5xx "
+                f"status over the last {rate_window} (threshold {settings.error_rate_threshold:.2%}); "
+                "4xx are excluded."
             ),
             value_format="humanizePercentage",
             lookback_seconds=lookback,
@@ -255,15 +256,15 @@ def _alert_definitions(settings: AlertSettings) -> list[Alert]:
         ),
         Alert(
             name=ALERT_HIGH_LATENCY,
-            query=queries.predict_latency_quantile(0.95, rate_window),
+            query=queries.predict_latency_quantile(0.95, rate_window, per_replica=True),
             comparison=Comparison.GT,
             threshold=settings.latency_p95_seconds,
             for_seconds=settings.latency_for_seconds,
             severity=Severity.WARNING,
-            summary=f"P95 latency of {contract.PREDICT_HANDLER} is high",
+            summary=f"P95 latency of {contract.PREDICT_HANDLER} on {{{{ $labels.instance }}}} is high",
             description=(
-                f"P95 latency of {contract.PREDICT_HANDLER} is {{value}} over the last {rate_window} "
-                f"(threshold {settings.latency_p95_seconds}s)."
+                f"P95 latency of {contract.PREDICT_HANDLER} on replica {{{{ $labels.instance }}}} is "
+                f"{{value}} over the last {rate_window} (threshold {settings.latency_p95_seconds}s)."
             ),
             value_format="humanizeDuration",
             lookback_seconds=lookback,

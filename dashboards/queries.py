@@ -43,6 +43,8 @@ _REFERENCE_SHARE = 1 / len(contract.FEATURE_BINS)
 
 # The main dashboard's template variables (multi-value, with "All" = ALL_VALUE, a regex matching anything).
 INSTANCE_VARIABLE = "instance"
+# The label that tells replicas apart (Prometheus' target label).
+REPLICA_LABEL = "instance"
 VERSION_VARIABLE = "version"
 ALL_VALUE = ".*"
 
@@ -66,7 +68,7 @@ class Scope:
         """`matchers` (label matchers, comma-separated) plus the instance restriction."""
         if not self.instance:
             return matchers
-        return f'{matchers},instance=~"{self.instance}"'
+        return f'{matchers},{REPLICA_LABEL}=~"{self.instance}"'
 
     def info_selector(self) -> str:
         """Matchers of the model_info series in scope (model_info has the version label itself)."""
@@ -78,7 +80,7 @@ class Scope:
         if not self.version:
             return vector
         other_version = f'{contract.MODEL_INFO}{{{_JOB},version!~"{self.version}"}}'
-        return f"{vector} unless on (instance) {other_version}"
+        return f"{vector} unless on ({REPLICA_LABEL}) {other_version}"
 
     def range(self, function: str, metric: str, matchers: str, window: str) -> str:
         """`function(metric{matchers}[window])` per replica in scope, e.g. a rate()."""
@@ -91,7 +93,7 @@ DASHBOARD = Scope(instance=f"${INSTANCE_VARIABLE}", version=f"${VERSION_VARIABLE
 
 def instance_values() -> str:
     """The `instance` variable's values: every model-server scrape target, up or down."""
-    return f"label_values(up{{{_JOB}}}, instance)"
+    return f"label_values(up{{{_JOB}}}, {REPLICA_LABEL})"
 
 
 def version_values() -> str:
@@ -121,17 +123,24 @@ def prediction_rate(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
     return f"sum({scope.range('rate', f'{contract.PREDICTION_VALUE}_count', _JOB, window)})"
 
 
-def _status_class_ratio(status_regex: str, window: str, scope: Scope) -> str:
-    # `or vector(0)`: before the first error there is no such series, and the share is 0, not "no data".
+def _sum(per_replica: bool) -> str:
+    """`sum`, or `sum by (instance) ` to keep one series per replica (an alert then names the replica)."""
+    return f"sum by ({REPLICA_LABEL}) " if per_replica else "sum"
+
+
+def _status_class_ratio(status_regex: str, window: str, scope: Scope, per_replica: bool = False) -> str:
+    # `or <zero>`: before the first error there is no such series, and the share is 0, not "no data".
     status = f'{_API},status=~"{status_regex}"'
-    errors = f"sum({scope.range('rate', contract.REQUESTS_TOTAL, status, window)})"
-    total = f"sum({scope.range('rate', contract.REQUESTS_TOTAL, _API, window)})"
-    return f"({errors} or vector(0)) / {total}"
+    errors = f"{_sum(per_replica)}({scope.range('rate', contract.REQUESTS_TOTAL, status, window)})"
+    total = f"{_sum(per_replica)}({scope.range('rate', contract.REQUESTS_TOTAL, _API, window)})"
+    zero = f"{total} * 0" if per_replica else "vector(0)"
+    return f"({errors} or {zero}) / {total}"
 
 
-def server_error_ratio(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
-    """Share (0..1) of model API requests answered with 5xx; 4xx are the client's fault and excluded."""
-    return _status_class_ratio("5..", window, scope)
+def server_error_ratio(window: str = RATE_INTERVAL, scope: Scope = FLEET, per_replica: bool = False) -> str:
+    """Share (0..1) of model API requests answered with 5xx; 4xx are the client's fault and excluded.
+    `per_replica`: one series per replica (`instance`), else the replicas in scope together."""
+    return _status_class_ratio("5..", window, scope, per_replica)
 
 
 def client_error_ratio(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
@@ -142,10 +151,13 @@ def client_error_ratio(window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str
 # --- latency -----------------------------------------------------------------------------------------
 
 
-def predict_latency_quantile(quantile: float, window: str = RATE_INTERVAL, scope: Scope = FLEET) -> str:
-    """Latency quantile (seconds) of /predict (any method) across the replicas in scope."""
+def predict_latency_quantile(
+    quantile: float, window: str = RATE_INTERVAL, scope: Scope = FLEET, per_replica: bool = False
+) -> str:
+    """Latency quantile (seconds) of /predict (any method) across the replicas in scope, or per replica."""
     rates = scope.range("rate", f"{contract.REQUEST_DURATION}_bucket", _PREDICT, window)
-    return f"histogram_quantile({quantile}, sum by (le) ({rates}))"
+    by = f"{REPLICA_LABEL}, le" if per_replica else "le"
+    return f"histogram_quantile({quantile}, sum by ({by}) ({rates}))"
 
 
 # --- predictions -------------------------------------------------------------------------------------

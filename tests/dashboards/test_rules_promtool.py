@@ -25,6 +25,7 @@ from tests.support.psi import reference_psi
 
 JOB = {"job": contract.JOB_NAME}
 INSTANCE = "10.0.0.7:8000"
+OTHER_INSTANCE = "10.0.0.8:8000"  # a second replica
 PREDICT = {**JOB, "instance": INSTANCE, "handler": contract.PREDICT_HANDLER, "method": "POST"}
 FEATURES = ("f0", "f1", "f2")
 PREDICTION_BUCKETS = contract.PREDICTION_VALUE_BUCKETS
@@ -76,9 +77,12 @@ def histogram(
 
 
 def requests(
-    status: str, phases: Sequence[tuple[int, float]], handler: str = contract.PREDICT_HANDLER
+    status: str,
+    phases: Sequence[tuple[int, float]],
+    handler: str = contract.PREDICT_HANDLER,
+    instance: str = INSTANCE,
 ) -> dict:
-    labels = {**PREDICT, "handler": handler, "status": status}
+    labels = {**PREDICT, "instance": instance, "handler": handler, "status": status}
     if handler != contract.PREDICT_HANDLER:
         labels["method"] = "GET"
     return {"series": selector(contract.REQUESTS_TOTAL, labels), "values": counter(*phases)}
@@ -118,14 +122,15 @@ RENDERED = {
         "runbook_url": "/d/model-monitoring-runbooks?viewPanel=1",
     },
     alerts.ALERT_HIGH_ERROR_RATE: {
-        "summary": "Model server answers too many requests with 5xx",
-        "description": "10% of model API requests failed with a 5xx status over the last 5m "
-        "(threshold 5.00%); 4xx are excluded.",
+        "summary": f"Model server {INSTANCE} answers too many requests with 5xx",
+        "description": f"10% of the model API requests to replica {INSTANCE} failed with a 5xx status over "
+        "the last 5m (threshold 5.00%); 4xx are excluded.",
         "runbook_url": "/d/model-monitoring-runbooks?viewPanel=2",
     },
     alerts.ALERT_HIGH_LATENCY: {
-        "summary": "P95 latency of /predict is high",
-        "description": "P95 latency of /predict is 875ms over the last 5m (threshold 0.5s).",
+        "summary": f"P95 latency of /predict on {INSTANCE} is high",
+        "description": f"P95 latency of /predict on replica {INSTANCE} is 875ms over the last 5m "
+        "(threshold 0.5s).",
         "runbook_url": "/d/model-monitoring-runbooks?viewPanel=3",
     },
     alerts.ALERT_PREDICTION_SHIFT: {
@@ -141,6 +146,9 @@ RENDERED = {
         "runbook_url": "/d/model-monitoring-runbooks?viewPanel=5",
     },
 }
+
+
+ON_INSTANCE = {"instance": INSTANCE}  # the labels of an alert that names its replica
 
 
 def expected(name: str, labels: Mapping[str, str] = {}) -> dict:
@@ -245,7 +253,20 @@ def test_high_error_rate(promtool: str, rules: list[Path], tmp_path: Path) -> No
                 ],
                 "alert_rule_test": [
                     *silent(name, 4),  # pending: the condition has not held for 5m yet
-                    {"eval_time": "15m", "alertname": name, "exp_alerts": [expected(name)]},
+                    {"eval_time": "15m", "alertname": name, "exp_alerts": [expected(name, ON_INSTANCE)]},
+                ],
+            },
+            {  # two replicas: one fails 10% of its requests, the other (4x the traffic) none; together
+                # 2%, below the threshold, but the alert names the failing replica, and only that one
+                "input_series": [
+                    requests("200", [(minutes, 540)]),
+                    requests("500", [(minutes, 60)]),
+                    requests("200", [(minutes, 2400)], instance=OTHER_INSTANCE),
+                    *scrapes,
+                ],
+                "alert_rule_test": [
+                    *silent(name, 4),
+                    {"eval_time": "15m", "alertname": name, "exp_alerts": [expected(name, ON_INSTANCE)]},
                 ],
             },
             {  # steady healthy traffic: no 5xx series exists at all
@@ -278,8 +299,12 @@ def test_error_rate_threshold_comes_from_settings(promtool: str, tmp_path: Path)
     run_unit_tests(promtool, raised, tmp_path, [group])
 
 
-def latency(phases: Sequence[tuple[int, Mapping]], handler: str = contract.PREDICT_HANDLER) -> list[dict]:
-    labels = {**PREDICT, "handler": handler}
+def latency(
+    phases: Sequence[tuple[int, Mapping]],
+    handler: str = contract.PREDICT_HANDLER,
+    instance: str = INSTANCE,
+) -> list[dict]:
+    labels = {**PREDICT, "instance": instance, "handler": handler}
     return histogram(contract.REQUEST_DURATION, labels, contract.REQUEST_DURATION_BUCKETS, phases)
 
 
@@ -297,7 +322,18 @@ def test_high_latency(promtool: str, rules: list[Path], tmp_path: Path) -> None:
                 "input_series": latency([(10, fast), (30, slow)]),
                 "alert_rule_test": [
                     *silent(name, 10, 14),
-                    {"eval_time": "30m", "alertname": name, "exp_alerts": [expected(name)]},
+                    {"eval_time": "30m", "alertname": name, "exp_alerts": [expected(name, ON_INSTANCE)]},
+                ],
+            },
+            {  # two replicas: one slow as above, the other fast with 4x the traffic (2% slow together,
+                # P95 under 0.1 s); the alert names the slow replica, and only that one
+                "input_series": [
+                    *latency([(10, fast), (30, slow)]),
+                    *latency([(40, {le: 4 * n for le, n in fast.items()})], instance=OTHER_INSTANCE),
+                ],
+                "alert_rule_test": [
+                    *silent(name, 14),
+                    {"eval_time": "30m", "alertname": name, "exp_alerts": [expected(name, ON_INSTANCE)]},
                 ],
             },
             {  # healthy /predict; slow requests on another handler do not count
