@@ -315,7 +315,8 @@ def prediction_median_panel(datasource_uid: str, settings: AlertSettings) -> tim
         _timeseries(
             datasource_uid,
             "Median prediction (1h)",
-            f"Median prediction over the last hour ({queries.PREDICTION_MEDIAN}). "
+            "Median prediction over the last hour of the selected replicas (on All: what "
+            f"{queries.PREDICTION_MEDIAN} records). "
             f"{alerts.ALERT_PREDICTION_SHIFT} fires when it moves more than "
             f"{settings.prediction_shift_threshold} from the same value 24h earlier.",
             units.NoUnit,
