@@ -342,7 +342,7 @@ def feature_drift_panel(datasource_uid: str, settings: AlertSettings) -> timeser
             "alert also needs it above what noise reaches at the hour's n (see Feature samples).",
             units.NoUnit,
         )
-        .with_target(target(datasource_uid, queries.feature_drift_psi(), "{{feature}}"))
+        .with_target(target(datasource_uid, queries.feature_drift_psi(SCOPE), "{{feature}}"))
         .min(0)
         .span(16)
     )
@@ -365,7 +365,7 @@ def feature_samples_panel(datasource_uid: str, settings: AlertSettings) -> stat.
             f"{alerts.ALERT_FEATURE_DRIFT} needs the PSI above {noise.FEATURE_DRIFT_NOISE_CHI2:g}/n too.",
             units.NoUnit,
         )
-        .with_target(target(datasource_uid, queries.feature_samples(), "{{feature}}").instant())
+        .with_target(target(datasource_uid, queries.feature_samples(SCOPE), "{{feature}}").instant())
         .mappings([RangeMap(DashboardRangeMapOptions(from_val=0, to=enough, result=not_enough))])
         .thresholds(_thresholds((None, ORANGE), (enough, GREEN)))
         .color_mode(common.BigValueColorMode.BACKGROUND)

@@ -211,40 +211,41 @@ def prediction_shift(threshold: float) -> str:
 # --- drift -------------------------------------------------------------------------------------------
 
 
-def feature_samples_expr() -> str:
+def feature_samples_expr(scope: Scope = FLEET) -> str:
     """Values of each feature over the drift window (one per row, batch items included), summed over
     workers and replicas: the n of the PSI's noise gate; recorded as FEATURE_SAMPLES."""
     window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
-    return f"sum by (feature) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
+    return f"sum by (feature) ({scope.range('increase', contract.FEATURE_BIN_TOTAL, _JOB, window)})"
 
 
-def feature_samples() -> str:
-    """The recorded values per feature of the last hour."""
-    return FEATURE_SAMPLES
+def feature_samples(scope: Scope = FLEET) -> str:
+    """The values per feature of the last hour: recorded for the fleet, computed for any other scope."""
+    return FEATURE_SAMPLES if scope == FLEET else feature_samples_expr(scope)
 
 
-def feature_bin_share_expr() -> str:
+def feature_bin_share_expr(scope: Scope = FLEET) -> str:
     """Smoothed share of each feature's values per reference-decile bin over the drift window, summed
     over workers and replicas: (count + ½) / (n + bins/2), so an empty bin keeps PSI finite without a
     floor (see dashboards.noise); recorded as FEATURE_BIN_SHARE."""
     window = promql_duration(FEATURE_DRIFT_WINDOW_SECONDS)
     pseudo = f"{noise.PSI_PSEUDO_COUNT!r}"
     pseudo_total = f"{noise.PSI_PSEUDO_COUNT * len(contract.FEATURE_BINS)!r}"
-    per_bin = f"sum by (feature, bin) (increase({contract.FEATURE_BIN_TOTAL}{{{_JOB}}}[{window}]))"
-    return f"({per_bin} + {pseudo}) / on (feature) group_left () ({FEATURE_SAMPLES} + {pseudo_total})"
+    per_bin = f"sum by (feature, bin) ({scope.range('increase', contract.FEATURE_BIN_TOTAL, _JOB, window)})"
+    samples = feature_samples(scope)
+    return f"({per_bin} + {pseudo}) / on (feature) group_left () ({samples} + {pseudo_total})"
 
 
-def feature_drift_psi_expr() -> str:
+def feature_drift_psi_expr(scope: Scope = FLEET) -> str:
     """PSI per feature: sum over bins of (share - ref) * ln(share / ref), ref = 1/len(FEATURE_BINS);
-    recorded as FEATURE_DRIFT_PSI."""
+    recorded as FEATURE_DRIFT_PSI (it reads the recorded shares; any other scope computes them)."""
     ref = f"{_REFERENCE_SHARE:g}"
-    share = FEATURE_BIN_SHARE
+    share = FEATURE_BIN_SHARE if scope == FLEET else f"({feature_bin_share_expr(scope)})"
     return f"sum by (feature) (({share} - {ref}) * ln({share} / {ref}))"
 
 
-def feature_drift_psi() -> str:
-    """The recorded PSI per feature."""
-    return FEATURE_DRIFT_PSI
+def feature_drift_psi(scope: Scope = FLEET) -> str:
+    """The PSI per feature: recorded for the fleet, computed for any other scope."""
+    return FEATURE_DRIFT_PSI if scope == FLEET else feature_drift_psi_expr(scope)
 
 
 def feature_drift_noise_bound() -> str:

@@ -15,8 +15,6 @@ from server import contract
 from tests.support.prometheus import dashboard_exprs, grafana_expr_to_promql
 
 SCOPE = queries.DASHBOARD
-# Panels that read a recorded series: not (yet) in the variables' scope.
-UNSCOPED_PANELS = {"Feature drift (PSI, 1h)", "Feature samples (n, 1h)"}
 
 
 def all_query_strings() -> set[str]:
@@ -30,10 +28,10 @@ def all_query_strings() -> set[str]:
         queries.client_error_ratio(scope=SCOPE),
         queries.prediction_heatmap(scope=SCOPE),
         queries.prediction_median_expr(SCOPE),
-        queries.feature_drift_psi(),
+        queries.feature_drift_psi(SCOPE),
         queries.replicas_up(SCOPE),
         queries.model_versions(SCOPE),
-        queries.feature_samples(),
+        queries.feature_samples(SCOPE),
     }
     made |= {queries.predict_latency_quantile(q, scope=SCOPE) for q in (0.5, 0.9, 0.95, 0.99)}
     for sli, budget in ((queries.AVAILABILITY, 0.001), (queries.LATENCY, 0.01)):
@@ -114,8 +112,6 @@ def test_every_panel_query_is_filtered_by_both_variables(dashboard: dict) -> Non
     gate = f'{contract.MODEL_INFO}{{{job},version!~"$version"}}'
     checked = set()
     for title, expr in dashboard_exprs(dashboard):
-        if title in UNSCOPED_PANELS:
-            continue
         checked.add(title)
         selectors = [f"{metric}{{{matchers}}}" for metric, matchers in re.findall(r"(\w+)\{([^}]*)\}", expr)]
         series = [s for s in selectors if s != gate]
@@ -130,7 +126,6 @@ def test_every_panel_query_is_filtered_by_both_variables(dashboard: dict) -> Non
             assert all(s.startswith(f"{contract.MODEL_INFO}{{") for s in series), (title, expr)
             assert all('version=~"$version"' in s for s in series), (title, expr)
     assert len(checked) >= 13
-    assert {title for title, _ in dashboard_exprs(dashboard)} >= UNSCOPED_PANELS
 
 
 def test_alert_and_recording_rules_use_no_dashboard_variable() -> None:
@@ -156,7 +151,7 @@ def test_the_required_panels_exist(dashboard: dict) -> None:
     ]
     assert [t["legendFormat"] for t in latency["targets"]] == ["p50", "p95", "p99"]
     assert queries.server_error_ratio(scope=SCOPE) in exprs["Error rate"]
-    assert exprs["Feature drift (PSI, 1h)"] == [queries.FEATURE_DRIFT_PSI]
+    assert exprs["Feature drift (PSI, 1h)"] == [queries.feature_drift_psi(SCOPE)]
     assert exprs["Model version"] == [queries.model_versions(SCOPE)]
     assert queries.prediction_rate(scope=SCOPE) in exprs["Throughput"]
     for panel in panels(dashboard):
@@ -203,7 +198,7 @@ def test_feature_samples_say_not_enough_data_where_noise_passes_the_threshold(th
     panel = by_title["Feature samples (n, 1h)"]
     psi = by_title["Feature drift (PSI, 1h)"]
     assert (panel["gridPos"]["y"], panel["gridPos"]["x"]) == (psi["gridPos"]["y"], psi["gridPos"]["w"])
-    assert [t["expr"] for t in panel["targets"]] == [queries.FEATURE_SAMPLES]
+    assert [t["expr"] for t in panel["targets"]] == [queries.feature_samples(SCOPE)]
     enough = 27.8772 / threshold
     ((mapping),) = panel["fieldConfig"]["defaults"]["mappings"]
     assert mapping == {

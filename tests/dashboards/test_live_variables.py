@@ -30,7 +30,6 @@ from loadgen.simulator import InputSampler
 from server import contract
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
-from tests.dashboards.test_dashboard import UNSCOPED_PANELS
 from tests.support.net import wait_for
 from tests.support.prometheus import (
     ALL_SELECTED,
@@ -178,9 +177,7 @@ def selections(replicas: Replicas) -> dict[str, Mapping[str, str]]:
 
 
 def scoped_exprs() -> list[tuple[str, str]]:
-    return [
-        (title, expr) for title, expr in dashboard_exprs(build_dashboard()) if title not in UNSCOPED_PANELS
-    ]
+    return dashboard_exprs(build_dashboard())
 
 
 def run(prometheus: RunningPrometheus, expr: str, at: float, variables: Mapping[str, str] = ALL_SELECTED):
@@ -260,6 +257,7 @@ QUERIES: dict[str, Callable[[Scope], str]] = {
     "median": queries.prediction_median_expr,
     "replicas up": queries.replicas_up,
     "versions": queries.model_versions,
+    "feature samples": queries.feature_samples_expr,
     "availability error ratio 5m": lambda s: queries.slo_error_ratio_expr(
         queries.AVAILABILITY, "5m", BOUND, s
     ),
@@ -271,6 +269,7 @@ ADDITIVE = (
     "predict request rate",
     "prediction rate",
     "heatmap",
+    "feature samples",
     "replicas up",
     "versions",
 )
@@ -322,6 +321,28 @@ def test_the_selected_replica_shows_its_own_trouble(
     assert value("latency error ratio 5m", "A") == 0 < value("latency error ratio 5m", "B")
     assert value("replicas up", "A") == value("replicas up", "B") == 1
     assert value("replicas up", "all") == 2
+
+
+def test_the_drift_of_one_replica_shows_when_it_is_selected(
+    prometheus: RunningPrometheus, replicas: Replicas, at: float
+) -> None:
+    """B sends one fixed row, so every feature is far past the PSI threshold there, while A's rows drawn
+    from the training deciles stay well under it. On All the panel shows the PSI FeatureDrift reads (the
+    recorded series, up to the traffic of one rule evaluation: within a tenth of the threshold)."""
+    chosen = selections(replicas)
+    threshold = DEFAULT_SETTINGS.feature_drift_psi_threshold
+    features = set(load_model(DEFAULT_MODEL_PATH).feature_names)
+
+    def psi(variables: Mapping[str, str], expr: str = queries.feature_drift_psi(DASHBOARD)) -> dict:
+        return {dict(labels)["feature"]: float(v) for labels, v in run(prometheus, expr, at, variables)}
+
+    a, b, everything = psi(chosen["A"]), psi(chosen["B"]), psi(ALL_SELECTED)
+    assert set(a) == set(b) == set(everything) == features
+    assert max(a.values()) < threshold / 2
+    assert min(b.values()) > threshold
+    recorded = psi(ALL_SELECTED, queries.FEATURE_DRIFT_PSI)
+    for feature in features:
+        assert math.isclose(everything[feature], recorded[feature], abs_tol=threshold / 10), feature
 
 
 def test_logs_are_clean(replicas: Replicas, at: float) -> None:
