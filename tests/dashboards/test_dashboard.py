@@ -17,6 +17,12 @@ from tests.support.prometheus import dashboard_exprs, grafana_expr_to_promql
 SCOPE = queries.DASHBOARD
 
 
+def model_server_exprs(dashboard: dict) -> list[tuple[str, str]]:
+    """(panel title, expr) of every panel query that reads the model servers (job model-server); the
+    gateway's own series (job model-gateway, in front of every replica) know no replica or version."""
+    return [(t, e) for t, e in dashboard_exprs(dashboard) if f'job="{contract.JOB_NAME}"' in e]
+
+
 def all_query_strings() -> set[str]:
     """Every expression queries.py can produce for a panel (its functions with Grafana's window, in the
     dashboard's scope)."""
@@ -110,16 +116,25 @@ def test_every_panel_query_is_filtered_by_both_variables(dashboard: dict) -> Non
     recording rules use no dashboard variable."""
     job = f'job="{contract.JOB_NAME}"'
     gate = f'{contract.MODEL_INFO}{{{job},version!~"$version"}}'
-    checked = set()
+
+    def selectors(expr: str) -> list[str]:
+        return [f"{metric}{{{matchers}}}" for metric, matchers in re.findall(r"(\w+)\{([^}]*)\}", expr)]
+
+    scoped = model_server_exprs(dashboard)
     for title, expr in dashboard_exprs(dashboard):
+        if (title, expr) not in scoped:  # only the gateway's series, never a recorded model-server series
+            assert selectors(expr), (title, expr)
+            assert all(f'job="{contract.GATEWAY_JOB_NAME}"' in s for s in selectors(expr)), (title, expr)
+    checked = set()
+    for title, expr in scoped:
         checked.add(title)
-        selectors = [f"{metric}{{{matchers}}}" for metric, matchers in re.findall(r"(\w+)\{([^}]*)\}", expr)]
-        series = [s for s in selectors if s != gate]
+        found = selectors(expr)
+        series = [s for s in found if s != gate]
         assert series, (title, expr)
         for selector in series:
             assert job in selector, (title, selector)
             assert 'instance=~"$instance"' in selector, (title, selector)
-        gates = len(selectors) - len(series)
+        gates = len(found) - len(series)
         if gates:  # per-replica series: each one (numerator and denominator alike) loses the other versions
             assert gates == len(series) == expr.count(f"unless on (instance) {gate}"), (title, expr)
         else:  # model_info itself carries the version

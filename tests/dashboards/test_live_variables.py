@@ -30,11 +30,11 @@ from loadgen.simulator import InputSampler
 from server import contract
 from server.model import load_model
 from server.settings import DEFAULT_MODEL_PATH
+from tests.dashboards.test_dashboard import model_server_exprs
 from tests.support.net import wait_for
 from tests.support.prometheus import (
     ALL_SELECTED,
     RunningPrometheus,
-    dashboard_exprs,
     finite_values,
     grafana_expr_to_promql,
     grafana_selection,
@@ -177,7 +177,7 @@ def selections(replicas: Replicas) -> dict[str, Mapping[str, str]]:
 
 
 def scoped_exprs() -> list[tuple[str, str]]:
-    return dashboard_exprs(build_dashboard())
+    return model_server_exprs(build_dashboard())
 
 
 def run(prometheus: RunningPrometheus, expr: str, at: float, variables: Mapping[str, str] = ALL_SELECTED):
