@@ -201,7 +201,10 @@ def _number(feature: str, value: Any) -> float | None:
         raise InputError(
             f"feature {feature!r} is numeric: expected a number, got {type(value).__name__}", feature
         )
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond any float (JSON integers are unbounded)
+        x = math.inf
     if not math.isfinite(x):
         raise InputError(f"feature {feature!r} must be a finite number", feature)
     return x

@@ -11,6 +11,8 @@ from collections import Counter
 import joblib
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from server.loaders import load_model_dir
@@ -143,6 +145,7 @@ def test_an_unseen_or_missing_category_is_predicted(served):
         ({"age": True}, "age", "feature 'age' is numeric: expected a number, got bool"),
         ({"age": float("nan")}, "age", "feature 'age' must be a finite number"),
         ({"age": float("inf")}, "age", "feature 'age' must be a finite number"),
+        ({"age": 10**400}, "age", "feature 'age' must be a finite number"),
         ({"sex": 1}, "sex", "feature 'sex' is categorical: expected a string, got int"),
         ("age=50", None, "an instance is a list of feature values or an object"),
     ],
@@ -283,3 +286,42 @@ def test_a_pyfunc_classifier_with_string_classes_is_referenced_and_served(tmp_pa
     predictor = load_predictor(user.model_dir)
     labels = [label for label, _ in predictor.predict(predictor.parse_many(user.test.to_dict("records")))]
     assert labels == [reference["classes"][i] for i in user.estimator.predict(user.test)]
+
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_json_instance_is_a_prediction_or_an_input_error(served, data):
+    """Never anything else for client input: the library layer's half of "never a 500"."""
+    user, predictor = served["categorical"]
+    names = list(predictor.feature_names)
+    base = user.test.iloc[0].to_dict()
+    form = data.draw(st.sampled_from(["named", "positional", "anything"]))
+    if form == "named":
+        keys = data.draw(st.lists(st.sampled_from([*names, "colour"]), unique=True, max_size=4))
+        instance = base | {k: data.draw(JSON_VALUES) for k in keys}
+    elif form == "positional":
+        instance = [base[n] for n in names]
+        for i in data.draw(st.lists(st.integers(0, len(names) - 1), unique=True, max_size=3)):
+            instance[i] = data.draw(JSON_VALUES)
+        instance = instance[: data.draw(st.integers(len(names) - 1, len(names)))]
+    else:
+        instance = data.draw(JSON_VALUES)
+    try:
+        row = predictor.parse(instance)
+        out = predictor.predict([row])
+    except InputError as e:
+        refused = e
+    else:
+        assert len(row) == len(names)
+        assert 0.0 <= out[0] <= 1.0
+        return
+    # The error names a feature of the model, or the unknown key the instance used, or none (wrong shape).
+    assert refused.feature is None or refused.feature in names or refused.feature in instance
