@@ -41,10 +41,10 @@ _REFERENCE_SHARE = 1 / len(contract.FEATURE_BINS)
 
 # --- scope: which replicas a query reads ------------------------------------------------------------
 
-# The main dashboard's template variables (multi-value, with "All" = ALL_VALUE, a regex matching anything).
-INSTANCE_VARIABLE = "instance"
 # The label that tells replicas apart (Prometheus' target label).
 REPLICA_LABEL = "instance"
+# The main dashboard's template variables (multi-value, with "All" = ALL_VALUE, a regex matching anything).
+INSTANCE_VARIABLE = "instance"
 VERSION_VARIABLE = "version"
 ALL_VALUE = ".*"
 
