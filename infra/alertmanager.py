@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from dashboards.notifications import Routing, alertmanager_yaml
-from infra.containers import service_container, service_image
+from infra.containers import ContainerLimits, service_container, service_image
 
 PORT = 9093
 ALIAS = "alertmanager"  # its name on the monitoring network (Prometheus' alerting config uses it)
@@ -30,6 +30,7 @@ class AlertmanagerArgs:
     host_port: int
     url: str  # how users reach it (--web.external-url: the links in its notifications)
     routing: Routing
+    limits: ContainerLimits
 
 
 class Alertmanager(pulumi.ComponentResource):
@@ -67,6 +68,8 @@ class Alertmanager(pulumi.ComponentResource):
                 f"--web.external-url={args.url}",
                 "--cluster.listen-address=",  # one instance: no gossip port, no peers to wait for
             ],
+            limits=args.limits,
+            config_dir=CONFIG_FILE.parent,
             uploads=[
                 docker.ContainerUploadArgs(
                     file=str(CONFIG_FILE), content=pulumi.Output.secret(self.config_yaml)

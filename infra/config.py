@@ -176,6 +176,21 @@ def memory_bytes(text: str) -> int:
     return int(match.group(1)) * _MEMORY_UNITS[match.group(2)]
 
 
+# Docker refuses a memory limit below 6 MB; below this no service of the stack starts anyway.
+_MIN_CONTAINER_MEMORY = 16 * 2**20
+
+
+def memory_mib(text: str) -> int:
+    """A memory quantity in whole MiB, rounded up (what pulumi-docker's `memory` takes)."""
+    return -(-memory_bytes(text) // 2**20)
+
+
+def _container_memory(text: str) -> str:
+    if memory_bytes(text) < _MIN_CONTAINER_MEMORY:
+        raise ValueError(text)
+    return text
+
+
 def _quantity(measure: Callable[[str], float]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         measure(text)
@@ -370,8 +385,10 @@ KEYS: tuple[_Key, ...] = (
         "webhook_url",
         "",
         _webhook_url,
-        "empty (no catch-all notifications) or an http(s):// URL: the catch-all receiver (what neither "
-        "pagerWebhookUrl nor ticketWebhookUrl takes)",
+        "empty (no catch-all notifications) or a secret http(s):// URL: the catch-all receiver (what "
+        "neither pagerWebhookUrl nor ticketWebhookUrl takes), set with "
+        "`pulumi config set --secret webhookUrl ...`",
+        secret=True,
     ),
     _Key(
         "pagerWebhookUrl",
@@ -594,9 +611,49 @@ KEYS: tuple[_Key, ...] = (
         "modelServerMemoryLimit",
         "model_server_memory_limit",
         "512Mi",
-        _quantity(memory_bytes),
-        "a memory quantity such as 512Mi or 2Gi",
-        targets=KUBERNETES_ONLY,
+        _container_memory,
+        "a memory quantity of at least 16Mi such as 512Mi or 2Gi (docker: each replica container's limit)",
+    ),
+    # Container limits of the docker target (the model server's memory: modelServerMemoryLimit).
+    _Key(
+        "gatewayMemoryLimit",
+        "gateway_memory_limit",
+        "128Mi",
+        _container_memory,
+        "a memory quantity of at least 16Mi such as 128Mi (the gateway container's limit)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "prometheusMemoryLimit",
+        "prometheus_memory_limit",
+        "1Gi",
+        _container_memory,
+        "a memory quantity of at least 16Mi such as 1Gi (the Prometheus container's limit)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "alertmanagerMemoryLimit",
+        "alertmanager_memory_limit",
+        "128Mi",
+        _container_memory,
+        "a memory quantity of at least 16Mi such as 128Mi (the Alertmanager container's limit)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "grafanaMemoryLimit",
+        "grafana_memory_limit",
+        "512Mi",
+        _container_memory,
+        "a memory quantity of at least 16Mi such as 512Mi (the Grafana container's limit)",
+        targets=DOCKER_ONLY,
+    ),
+    _Key(
+        "containerNofileLimit",
+        "container_nofile_limit",
+        "16384",
+        _integer(1024, 1048576),
+        "an integer from 1024 to 1048576: the open-files limit (soft and hard) of every container",
+        targets=DOCKER_ONLY,
     ),
 )
 KEYS_BY_NAME = {key.name: key for key in KEYS}
@@ -643,6 +700,11 @@ class StackSettings:
     model_server_cpu_limit: str
     model_server_memory_request: str
     model_server_memory_limit: str
+    gateway_memory_limit: str
+    prometheus_memory_limit: str
+    alertmanager_memory_limit: str
+    grafana_memory_limit: str
+    container_nofile_limit: int
     # Secrets: kept out of repr so they never reach a log.
     grafana_admin_password: str | None = field(default=None, repr=False)
     webhook_url: str = field(default="", repr=False)

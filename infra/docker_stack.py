@@ -8,7 +8,8 @@ import pulumi_docker as docker
 from dashboards.alerts import prometheus_rule_files
 from infra import alertmanager, gateway, remote_write
 from infra.alertmanager import Alertmanager, AlertmanagerArgs
-from infra.config import StackSettings
+from infra.config import StackSettings, memory_mib
+from infra.containers import ContainerLimits
 from infra.gateway import Gateway, GatewayArgs
 from infra.grafana import Grafana, GrafanaArgs
 from infra.grafana_content import GrafanaContent, GrafanaContentArgs
@@ -23,6 +24,9 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
 
     network = docker.Network("network", name=settings.name_prefix)
 
+    def limits(memory: str) -> ContainerLimits:
+        return ContainerLimits(memory_mb=memory_mib(memory), nofile=settings.container_nofile_limit)
+
     model_server = ModelServer(
         "model-server",
         ModelServerArgs(
@@ -35,6 +39,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             workers=settings.model_server_workers,
             chaos_enabled=settings.chaos_enabled,
             drain_seconds=gateway.drain_seconds(settings.scrape_interval),
+            limits=limits(settings.model_server_memory_limit),
             build_ca_certs=settings.model_server_build_ca_certs,
         ),
     )
@@ -50,6 +55,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             bind_address=settings.bind_address,
             host_port=settings.model_server_host_port,
             replicas=replicas,
+            limits=limits(settings.gateway_memory_limit),
         ),
     )
 
@@ -66,6 +72,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
                 host_port=settings.alertmanager_host_port,
                 url=alertmanager_url,
                 routing=settings.notification_routing,
+                limits=limits(settings.alertmanager_memory_limit),
             ),
         )
 
@@ -84,6 +91,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             rule_files=prometheus_rule_files(settings.alerts, alert_rules=settings.prometheus_alert_rules),
             remote_write=remote_write.from_settings(settings),
             alertmanagers=[alertmanager.internal_target()] if settings.prometheus_alert_rules else [],
+            limits=limits(settings.prometheus_memory_limit),
         ),
     )
 
@@ -98,6 +106,7 @@ def deploy(settings: StackSettings) -> dict[str, pulumi.Input]:
             url=grafana_url,
             admin_user=settings.grafana_admin_user,
             admin_password=settings.grafana_admin_password,
+            limits=limits(settings.grafana_memory_limit),
         ),
     )
 

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from infra.config import parse_duration
-from infra.containers import service_container, service_image
+from infra.containers import ContainerLimits, service_container, service_image
 from server import contract
 
 ALIAS = "gateway"  # its name on the monitoring network
@@ -134,6 +134,7 @@ class GatewayArgs:
     bind_address: str
     host_port: int  # the model API's published port
     replicas: Mapping[str, str]  # replica name -> "host:port" (replica_addresses)
+    limits: ContainerLimits
 
 
 class Gateway(pulumi.ComponentResource):
@@ -161,6 +162,8 @@ class Gateway(pulumi.ComponentResource):
             # Explicit arguments: the official image's entrypoint and any image whose entrypoint is
             # haproxy take them. -W: master-worker, -db: stay in the foreground.
             command=["-W", "-db", "-f", str(CONFIG_FILE)],
+            limits=args.limits,
+            config_dir=CONFIG_FILE.parent,
             uploads=[docker.ContainerUploadArgs(file=str(CONFIG_FILE), content=self.config)],
         )
         self.register_outputs({"containerName": self.container.name})

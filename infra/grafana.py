@@ -1,28 +1,36 @@
-"""Grafana: the container (admin credentials from config or generated), its data volume and healthcheck."""
+"""Grafana: the container (admin credentials from config or generated, read from files: never in its
+environment as `docker inspect` shows it), a generated secret key, its data volume and healthcheck."""
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
-from infra.containers import service_container, service_image
+from infra.containers import ContainerLimits, service_container, service_image
 
 PORT = 3000
 ALIAS = "grafana"
 DATA_DIR = "/var/lib/grafana"
 HEALTH_PATH = "/api/health"
+# The image's entrypoint reads GF_<KEY>__FILE into GF_<KEY>: the secrets come as files in this directory.
+SECRETS_DIR = PurePosixPath("/etc/grafana/secrets")
+ADMIN_PASSWORD_FILE = SECRETS_DIR / "admin-password"
+SECRET_KEY_FILE = SECRETS_DIR / "secret-key"
 # Official images are Alpine (busybox wget) or Ubuntu based (curl): accept either tool.
 _HEALTHCHECK = (
     f"wget -q -O /dev/null http://127.0.0.1:{PORT}{HEALTH_PATH} "
     f"|| curl -fsS -o /dev/null http://127.0.0.1:{PORT}{HEALTH_PATH}"
 )
-# Quiet, closed defaults: no sign-up, no phoning home.
+# Quiet, closed defaults: no anonymous access, no sign-up, no phoning home; logs to the console only
+# (the root is read-only).
 _STATIC_ENV = (
     "GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false",
     "GF_ANALYTICS_CHECK_FOR_UPDATES=false",
     "GF_ANALYTICS_REPORTING_ENABLED=false",
     "GF_AUTH_ANONYMOUS_ENABLED=false",
+    "GF_LOG_MODE=console",
     "GF_NEWS_NEWS_FEED_ENABLED=false",
     "GF_USERS_ALLOW_SIGN_UP=false",
 )
@@ -38,6 +46,7 @@ class GrafanaArgs:
     url: str  # how users reach it (GF_SERVER_ROOT_URL, so links in notifications work)
     admin_user: str
     admin_password: pulumi.Input[str] | None  # None: generate one
+    limits: ContainerLimits
 
 
 class Grafana(pulumi.ComponentResource):
@@ -58,6 +67,14 @@ class Grafana(pulumi.ComponentResource):
         else:
             password = args.admin_password
         self.admin_password = pulumi.Output.secret(password)
+        # Signs Grafana's stored secrets (data source credentials); generated once per stack, kept.
+        secret_key = random.RandomPassword(f"{name}-secret-key", length=40, special=False, opts=child)
+        secrets = [
+            docker.ContainerUploadArgs(file=str(ADMIN_PASSWORD_FILE), content=self.admin_password),
+            docker.ContainerUploadArgs(
+                file=str(SECRET_KEY_FILE), content=pulumi.Output.secret(secret_key.result)
+            ),
+        ]
 
         self.image = service_image(f"{name}-image", args.image, parent=self)
         self.volume = docker.Volume(f"{name}-data", name=f"{args.name_prefix}-{name}-data", opts=child)
@@ -78,9 +95,14 @@ class Grafana(pulumi.ComponentResource):
             envs=[
                 *_STATIC_ENV,
                 f"GF_SECURITY_ADMIN_USER={args.admin_user}",
-                pulumi.Output.concat("GF_SECURITY_ADMIN_PASSWORD=", self.admin_password),
+                f"GF_SECURITY_ADMIN_PASSWORD__FILE={ADMIN_PASSWORD_FILE}",
+                f"GF_SECURITY_SECRET_KEY__FILE={SECRET_KEY_FILE}",
                 f"GF_SERVER_ROOT_URL={args.url}",
             ],
+            limits=args.limits,
+            tmpfs=["/tmp"],
+            config_dir=SECRETS_DIR,
+            uploads=secrets,
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_DIR)],
         )
 

@@ -7,7 +7,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from infra.config import PROJECT_ROOT
-from infra.containers import service_container
+from infra.containers import ContainerLimits, service_container
 from server import contract
 
 # Build inputs resolved from the project root, never from the working directory (Pulumi runs us from infra/).
@@ -82,6 +82,7 @@ class ModelServerArgs:
     workers: int  # uvicorn workers per replica (WEB_CONCURRENCY)
     chaos_enabled: bool
     drain_seconds: int  # MODEL_SHUTDOWN_DRAIN_SECONDS: how long a stopping replica stays unready first
+    limits: ContainerLimits
     build_ca_certs: str = ""  # PEM text pip trusts during the build (the Dockerfile's BUILD_CA_CERTS)
 
 
@@ -134,6 +135,8 @@ class ModelServer(pulumi.ComponentResource):
                     # One replica at a time: the next replacement starts once this one is healthy.
                     depends_on=self.containers[-1:],
                     image=self.image_digest,
+                    limits=args.limits,
+                    tmpfs=["/tmp"],  # the multiprocess metrics directory (python -m server makes it)
                     envs=[
                         f"MODEL_CHAOS_ENABLED={'true' if args.chaos_enabled else 'false'}",
                         f"WEB_CONCURRENCY={args.workers}",

@@ -9,7 +9,7 @@ import pulumi_docker as docker
 import yaml
 
 from infra.config import parse_duration
-from infra.containers import service_container, service_image
+from infra.containers import ContainerLimits, service_container, service_image
 from infra.remote_write import RemoteWrite
 from server import contract
 
@@ -121,6 +121,7 @@ class PrometheusArgs:
     scrape_targets: Sequence[str]  # "alias:port" of every model-server replica (looked up by DNS)
     # File name -> rule file YAML: the recording rules, and the alerts when Prometheus evaluates them.
     rule_files: Mapping[str, str]
+    limits: ContainerLimits
     remote_write: RemoteWrite | None = None  # long-term storage
     alertmanagers: Sequence[str] = ()  # "host:port" of the Alertmanagers alerts go to
     gateways: Sequence[str] = ()  # "host:port" of the gateway's exporter
@@ -184,6 +185,8 @@ class Prometheus(pulumi.ComponentResource):
                 f"--storage.tsdb.retention.time={args.retention}",
                 f"--web.listen-address=:{PORT}",
             ],
+            limits=args.limits,
+            config_dir=CONFIG_DIR,
             uploads=uploads,
             volumes=[docker.ContainerVolumeArgs(volume_name=self.volume.name, container_path=DATA_DIR)],
         )

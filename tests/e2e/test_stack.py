@@ -109,11 +109,12 @@ def test_each_replica_runs_the_declared_worker_processes(stack: Stack) -> None:
 
 
 def test_only_grafana_is_skipped(stack: Stack) -> None:
-    """No Grafana image can be had here: its container is the one part not realized (said loudly)."""
-    skipped = [s.resource.plain_inputs["image"] for s in stack.realized.skipped]
+    """No Grafana image can be had here: its container (and its config carrier) are the one part not
+    realized (said loudly)."""
+    skipped = {s.resource.name: s.resource.plain_inputs["image"] for s in stack.realized.skipped}
     grafana_image = stack.program.one(REMOTE_IMAGE, "grafana-image")
     assert grafana_image.plain_inputs["name"] == stack.program.config["grafanaImage"]
-    assert skipped == [grafana_image.outputs["imageId"]]
+    assert skipped == dict.fromkeys(["grafana-config", "grafana"], grafana_image.outputs["imageId"])
     prometheus = stack.program.one(CONTAINER, "prometheus")
     assert stack.realized.health(prometheus) == "healthy", stack.realized.logs(prometheus)
 
@@ -132,7 +133,7 @@ def test_prometheus_sends_its_alerts_to_the_alertmanager_container(stack: Stack)
         "http://alertmanager:9093/api/v2/alerts"
     ]
     # It runs the routing the program declared.
-    (upload,) = resource.plain_inputs["uploads"]
+    (upload,) = stack.program.one(CONTAINER, "alertmanager-config").plain_inputs["uploads"]
     declared = yaml.safe_load(upload["content"])
     status = httpx.get(f"{stack.alertmanager_url}/api/v2/status", timeout=10).json()
     loaded = yaml.safe_load(status["config"]["original"])  # with Alertmanager's defaults filled in
@@ -178,7 +179,7 @@ def test_prometheus_scrapes_every_replica_through_its_alias_and_the_gateway(stac
 
 
 def test_rules_loaded_and_healthy(stack: Stack) -> None:
-    uploads = stack.program.one(CONTAINER, "prometheus").plain_inputs["uploads"]
+    uploads = stack.program.one(CONTAINER, "prometheus-config").plain_inputs["uploads"]
     declared = {
         rule.get("record") or rule.get("alert")
         for upload in uploads
@@ -212,6 +213,41 @@ def test_traffic_is_counted_exactly_across_replicas(stack: Stack) -> None:
 
     wait_for(counted, SCRAPE_WAIT, what=f"Prometheus to count {statuses}")
     assert values(query(stack.prometheus_url, predictions)) == [float(VALID + BATCHES * BATCH_SIZE)]
+
+
+def test_every_container_runs_hardened_within_its_declared_limits(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Read-only root (a write fails), no capabilities, no-new-privileges, the declared memory (no swap)
+    and nofile limits, tmpfs where declared, and still healthy after serving traffic."""
+    realized = [c for c in stack.program.of_type(CONTAINER) if c.plain_inputs.get("start") is not False]
+    realized = [c for c in realized if c.name in stack.realized.containers]
+    assert {c.name for c in realized} >= {"gateway", "prometheus", "alertmanager"}
+    assert len(stack.model_server_containers()) == sum(c.name.startswith("model-server-") for c in realized)
+    figures = []
+    for resource in realized:
+        declared = resource.plain_inputs
+        container = stack.realized.containers[resource.name]
+        container.reload()
+        host = container.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"] is True, resource.name
+        assert host["CapDrop"] == ["ALL"], resource.name
+        assert host["SecurityOpt"] == ["no-new-privileges:true"], resource.name
+        assert host["Memory"] == host["MemorySwap"] == int(declared["memory"]) * 2**20, resource.name
+        nofile = int(declared["ulimits"][0]["soft"])
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": nofile, "Hard": nofile}], resource.name
+        assert (host.get("Tmpfs") or {}) == (declared.get("tmpfs") or {}), resource.name
+        # The limits as the processes see them, and a write to the root refused.
+        code, output = container.exec_run(["sh", "-c", "ulimit -n"])
+        assert (code, output.decode().strip()) == (0, str(nofile)), resource.name
+        code, output = container.exec_run(["sh", "-c", "touch /hardening-probe"])
+        assert code != 0, resource.name
+        assert "Read-only file system" in output.decode(errors="replace"), resource.name
+        assert stack.realized.health(resource) == "healthy", stack.realized.logs(resource)
+        usage = container.stats(stream=False)["memory_stats"]["usage"]
+        figures.append(f"{resource.name} {usage / 2**20:.0f}/{host['Memory'] / 2**20:.0f} MiB")
+    with capsys.disabled():
+        print(f"\ncontainer memory use / limit: {', '.join(figures)}")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from infra.config import (
     StackSettings,
     cpu_millicores,
     memory_bytes,
+    memory_mib,
     parse_duration,
     parse_settings,
 )
@@ -27,9 +28,10 @@ def _error(raw: dict[str, str], secret: frozenset[str] = frozenset()) -> str:
 
 def test_pulumi_dev_yaml_spells_out_every_key_at_its_default():
     documented = stack_config("dev")
-    # The secret has no default to spell out (absent = generated); every other key is listed.
-    assert set(documented) == {k.name for k in KEYS if not k.secret}
-    assert documented == {k.name: k.default for k in KEYS if not k.secret}
+    # Secrets without a default have none to spell out (absent = unset); every other key is listed
+    # (webhookUrl, a secret, at its empty default: an empty value holds no secret).
+    assert set(documented) == {k.name for k in KEYS if k.default is not None}
+    assert documented == {k.name: k.default for k in KEYS if k.default is not None}
     assert parse_settings(documented) == parse_settings({})
 
 
@@ -57,7 +59,7 @@ def test_values_are_parsed_into_types():
             "webhookUrl": "https://hooks.example.com/x",
             "grafanaAdminPassword": "s3cret-enough",
         },
-        frozenset({"grafanaAdminPassword"}),
+        frozenset({"grafanaAdminPassword", "webhookUrl"}),
     )
     assert settings.model_server_replicas == 3
     assert settings.chaos_enabled is True
@@ -72,7 +74,7 @@ def test_values_are_parsed_into_types():
 def test_secrets_stay_out_of_repr():
     settings = parse_settings(
         {"grafanaAdminPassword": "s3cret-enough", "webhookUrl": "https://h.example/tok"},
-        frozenset({"grafanaAdminPassword"}),
+        frozenset({"grafanaAdminPassword", "webhookUrl"}),
     )
     assert "s3cret-enough" not in repr(settings)
     assert "tok" not in repr(settings)
@@ -100,7 +102,6 @@ def test_ipv6_bind_address_gives_bracketed_urls():
         ("grafanaAdminUser", ""),
         ("prometheusImage", "prom/prometheus latest"),
         ("grafanaImage", ""),
-        ("webhookUrl", "hooks.example.com"),
         ("errorRateThreshold", "0"),
         ("errorRateThreshold", "nan"),
         ("latencyP95Seconds", "-1"),
@@ -111,12 +112,25 @@ def test_ipv6_bind_address_gives_bracketed_urls():
         ("availabilitySlo", "1"),
         ("latencySlo", "99"),
         ("runbookBaseUrl", "docs/runbooks"),
+        ("gatewayMemoryLimit", "8Mi"),  # below Docker's floor and what any service needs
+        ("prometheusMemoryLimit", "1GB"),
+        ("grafanaMemoryLimit", "-512Mi"),
+        ("modelServerMemoryLimit", "0"),
+        ("containerNofileLimit", "1023"),
+        ("containerNofileLimit", "2000000"),
     ],
 )
 def test_each_invalid_value_names_the_key_and_its_allowed_values(key, value):
     message = _error({key: value})
     assert f"model-monitoring:{key} = {value!r} is invalid" in message
     assert KEYS_BY_NAME[key].allowed in message
+
+
+def test_container_memory_limits_are_whole_mib_rounded_up():
+    settings = parse_settings({"gatewayMemoryLimit": "100M", "prometheusMemoryLimit": "2Gi"})
+    assert memory_mib(settings.gateway_memory_limit) == 96  # 100e6 bytes = 95.4 MiB
+    assert memory_mib(settings.prometheus_memory_limit) == 2048
+    assert memory_mib("16Mi") == 16
 
 
 def test_all_problems_are_reported_at_once():
@@ -158,8 +172,8 @@ def test_admin_password_must_be_a_strong_secret_and_is_never_echoed():
     assert "long-enough-pass" not in plain
 
 
-@pytest.mark.parametrize("key", ["pagerWebhookUrl", "ticketWebhookUrl"])
-def test_severity_webhooks_are_secrets_never_echoed(key):
+@pytest.mark.parametrize("key", ["webhookUrl", "pagerWebhookUrl", "ticketWebhookUrl"])
+def test_webhooks_are_secrets_never_echoed(key):
     url = "https://hooks.example.com/services/T0/B0/tok3n"
     plain = _error({key: url})
     assert f"model-monitoring:{key} = <secret> is invalid (stored in plain text)" in plain
@@ -169,12 +183,12 @@ def test_severity_webhooks_are_secrets_never_echoed(key):
     assert "tok3n" not in bad
     settings = parse_settings({key: url}, frozenset({key}))
     assert "tok3n" not in repr(settings)
-    # Empty holds nothing secret: allowed in plain text, and means "no such route".
-    assert parse_settings({key: ""}).notification_routing.routes == ()
+    # Empty holds nothing secret: allowed in plain text, and means "no such receiver".
+    assert not parse_settings({key: ""}).notification_routing.sends_anything
 
 
 def test_notification_routing_from_the_three_webhook_keys():
-    secrets = frozenset({"pagerWebhookUrl", "ticketWebhookUrl"})
+    secrets = frozenset({"pagerWebhookUrl", "ticketWebhookUrl", "webhookUrl"})
     pager, ticket, catch_all = "https://p.example/1", "https://t.example/2", "https://c.example/3"
     routing = parse_settings(
         {"pagerWebhookUrl": pager, "ticketWebhookUrl": ticket, "webhookUrl": catch_all}, secrets

@@ -60,15 +60,24 @@ def _container(program: Program, name: str):
 
 
 def _prometheus_config(program: Program) -> dict:
-    uploads = _container(program, "prometheus").plain_inputs["uploads"]
+    uploads = _container(program, "prometheus-config").plain_inputs["uploads"]
     (config,) = [u["content"] for u in uploads if u["file"] == "/etc/prometheus/prometheus.yml"]
     return yaml.safe_load(config)
 
 
 def _gateway_config(program: Program) -> str:
-    (upload,) = _container(program, "gateway").plain_inputs["uploads"]
+    (upload,) = _container(program, "gateway-config").plain_inputs["uploads"]
     assert upload["file"] == "/usr/local/etc/haproxy/haproxy.cfg"
     return upload["content"]
+
+
+def _services(program: Program):
+    """The long-running containers (not the config carriers, which are never started)."""
+    return [r for r in program.of_type(CONTAINER) if r.inputs.get("start") is not False]
+
+
+def _carriers(program: Program):
+    return [r for r in program.of_type(CONTAINER) if r.inputs.get("start") is False]
 
 
 def _model_server_containers(program: Program):
@@ -105,7 +114,7 @@ def test_components_own_their_resources_and_names_derive_from_the_component(prog
 
 def test_one_network_and_every_container_on_it(program):
     (network,) = program.of_type(NETWORK)
-    containers = program.of_type(CONTAINER)
+    containers = _services(program)
     # Two model-server replicas (the default), the gateway, Prometheus, Grafana, Alertmanager (both).
     assert len(containers) == 2 + 4
     for container in containers:
@@ -155,7 +164,7 @@ def test_the_gateway_balances_over_the_same_replica_names(program):
 
 def test_every_published_port_is_bound_to_the_bind_address(program):
     published = {}
-    for container in program.of_type(CONTAINER):
+    for container in _services(program):
         for port in container.inputs["ports"]:
             assert port["ip"] == "127.0.0.1"
             published[container.name] = (int(port["internal"]), int(port["external"]))
@@ -168,7 +177,7 @@ def test_every_published_port_is_bound_to_the_bind_address(program):
     }
     assert "modelServerUrls" not in program.outputs
     exposed = run_program({"bindAddress": "0.0.0.0"})
-    assert {p["ip"] for c in exposed.of_type(CONTAINER) for p in c.inputs["ports"]} == {"0.0.0.0"}
+    assert {p["ip"] for c in _services(exposed) for p in c.inputs["ports"]} == {"0.0.0.0"}
     # Users (and the Grafana provider) still connect through loopback.
     assert exposed.outputs["grafanaUrl"] == "http://127.0.0.1:3000"
 
@@ -188,35 +197,35 @@ def test_replica_debug_ports_only_when_asked_for():
 
 
 def test_prometheus_and_grafana_keep_their_data_on_named_volumes(program):
-    volumes = {v.name: v.inputs["name"] for v in program.of_type(VOLUME)}
+    volumes = {v.name: v.inputs["name"] for v in program.of_type(VOLUME) if v.name.endswith("-data")}
     assert volumes == {
         "prometheus-data": "model-monitoring-dev-prometheus-data",
         "grafana-data": "model-monitoring-dev-grafana-data",
         "alertmanager-data": "model-monitoring-dev-alertmanager-data",
     }
-    assert _container(program, "alertmanager").inputs["volumes"] == [
+    assert _container(program, "alertmanager").inputs["volumes"][0] == (
         {"volumeName": volumes["alertmanager-data"], "containerPath": "/alertmanager"}
-    ]
+    )
     assert "--storage.path=/alertmanager" in _container(program, "alertmanager").inputs["command"]
-    assert _container(program, "prometheus").inputs["volumes"] == [
+    assert _container(program, "prometheus").inputs["volumes"][0] == (
         {"volumeName": volumes["prometheus-data"], "containerPath": "/prometheus"}
-    ]
-    assert _container(program, "grafana").inputs["volumes"] == [
+    )
+    assert _container(program, "grafana").inputs["volumes"][0] == (
         {"volumeName": volumes["grafana-data"], "containerPath": "/var/lib/grafana"}
-    ]
+    )
     command = _container(program, "prometheus").inputs["command"]
     assert "--storage.tsdb.path=/prometheus" in command
     assert "--storage.tsdb.retention.time=15d" in command
 
 
 def test_every_container_has_a_healthcheck_restart_policy_and_waits_until_healthy(program):
-    for container in program.of_type(CONTAINER):
+    for container in _services(program):
         inputs = container.plain_inputs
         assert inputs["healthcheck"]["tests"][0] in ("CMD", "CMD-SHELL"), container.name
         assert inputs["restart"] == "unless-stopped"
         assert inputs["wait"] is True
     replicas = {c.name for c in _model_server_containers(program)}
-    for container in (c for c in program.of_type(CONTAINER) if c.name not in replicas):
+    for container in (c for c in _services(program) if c.name not in replicas):
         # Fixed container names: the old container must go before the replacement starts.
         assert container.options["deleteBeforeReplace"] is True, container.name
     assert "/api/health" in _container(program, "grafana").inputs["healthcheck"]["tests"][1]
@@ -322,16 +331,22 @@ def test_replicas_roll_one_at_a_time_and_drain_before_they_go(program):
 
 
 def test_generated_admin_password_is_a_secret_everywhere(program):
-    password = program.one(RANDOM_PASSWORD).outputs["result"]
+    password = program.one(RANDOM_PASSWORD, "grafana-admin-password").outputs["result"]
     assert program.outputs["grafanaAdminPassword"] == password
     assert program.secret_outputs == {"grafanaAdminPassword"}
     plain_outputs = {k: v for k, v in program.outputs.items() if k not in program.secret_outputs}
     assert password not in json.dumps(plain_outputs)
 
+    # Read from a file: never in the container's environment, which `docker inspect` shows.
     envs = _container(program, "grafana").inputs["envs"]
-    assert contains_secret(envs)
-    assert f"GF_SECURITY_ADMIN_PASSWORD={password}" in reveal(envs)
-    assert "GF_SECURITY_ADMIN_USER=admin" in reveal(envs)
+    assert password not in json.dumps(reveal(envs))
+    assert "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/grafana/secrets/admin-password" in envs
+    assert not any(e.startswith("GF_SECURITY_ADMIN_PASSWORD=") for e in envs)
+    assert "GF_SECURITY_ADMIN_USER=admin" in envs
+    uploads = _container(program, "grafana-config").inputs["uploads"]
+    assert contains_secret(uploads)
+    files = {u["file"]: u["content"] for u in reveal(uploads)}
+    assert files["/etc/grafana/secrets/admin-password"] == password
     auth = program.one(GRAFANA_PROVIDER).inputs["auth"]
     assert is_secret(auth)
     assert reveal(auth) == f"admin:{password}"
@@ -344,11 +359,142 @@ def test_generated_admin_password_is_a_secret_everywhere(program):
 
 def test_configured_admin_password_replaces_the_generated_one():
     program = run_program({"grafanaAdminPassword": "correct-horse-battery"})
-    assert program.of_type(RANDOM_PASSWORD) == []
+    assert [r.name for r in program.of_type(RANDOM_PASSWORD)] == ["grafana-secret-key"]
+    uploads = reveal(_container(program, "grafana-config").inputs["uploads"])
+    (password,) = [u["content"] for u in uploads if u["file"].endswith("password")]
+    assert password == "correct-horse-battery"
     assert program.outputs["grafanaAdminPassword"] == "correct-horse-battery"
     assert "grafanaAdminPassword" in program.secret_outputs
     assert reveal(program.one(GRAFANA_PROVIDER).inputs["auth"]) == "admin:correct-horse-battery"
     assert is_secret(program.one(GRAFANA_PROVIDER).inputs["auth"])
+
+
+# --- container hardening and limits -------------------------------------------------------------------
+
+DEFAULT_MEMORY_MB = {
+    "model-server-0": 512,
+    "model-server-1": 512,
+    "gateway": 128,
+    "prometheus": 1024,
+    "alertmanager": 128,
+    "grafana": 512,
+}
+# Where each service writes outside its volumes (the model server: its multiprocess metrics directory).
+TMPFS = {"model-server-0": ["/tmp"], "model-server-1": ["/tmp"], "grafana": ["/tmp"]}
+# Where each service's uploaded configuration lives (a config volume, read-only in the service).
+CONFIG_DIRS = {
+    "gateway": "/usr/local/etc/haproxy",
+    "prometheus": "/etc/prometheus",
+    "alertmanager": "/etc/alertmanager",
+    "grafana": "/etc/grafana/secrets",
+}
+
+
+def _limits(container) -> tuple[int, int, list[tuple[str, int, int]]]:
+    inputs = container.plain_inputs
+    ulimits = [(u["name"], int(u["soft"]), int(u["hard"])) for u in inputs["ulimits"]]
+    return int(inputs["memory"]), int(inputs["memorySwap"]), ulimits
+
+
+def test_every_container_runs_read_only_without_capabilities_within_its_limits(program):
+    services = {c.name: c for c in _services(program)}
+    assert set(services) == set(DEFAULT_MEMORY_MB)
+    for name, container in services.items():
+        inputs = container.plain_inputs
+        assert inputs["readOnly"] is True, name
+        assert inputs["capabilities"] == {"drops": ["ALL"]}, name
+        assert inputs["securityOpts"] == ["no-new-privileges:true"], name
+        memory = DEFAULT_MEMORY_MB[name]
+        # Swap limit = memory limit: no swap on top of it.
+        assert _limits(container) == (memory, memory, [("nofile", 16384, 16384)]), name
+        tmpfs = inputs.get("tmpfs") or {}
+        assert sorted(tmpfs) == TMPFS.get(name, []), name
+        assert all(options == "rw,noexec,nosuid,size=64m" for options in tmpfs.values()), name
+
+
+@pytest.mark.parametrize("key", ["gatewayImage", "prometheusImage", "alertmanagerImage", "grafanaImage"])
+def test_an_image_pinned_by_digest_is_pulled_by_that_digest(key):
+    pinned = f"registry.local/team/image:1.2.3@sha256:{'0123456789abcdef' * 4}"
+    program = run_program({key: pinned})
+    assert pinned in [image.plain_inputs["name"] for image in program.of_type(REMOTE_IMAGE)]
+    with pytest.raises(ConfigError, match=key):
+        run_program({key: "registry.local/team/image@sha256:0123"})  # not a whole digest
+
+
+def test_container_limits_come_from_the_stack_config():
+    program = run_program(
+        {
+            "modelServerMemoryLimit": "1Gi",
+            "gatewayMemoryLimit": "200M",  # decimal: rounded up to whole MiB
+            "prometheusMemoryLimit": "2Gi",
+            "alertmanagerMemoryLimit": "64Mi",
+            "grafanaMemoryLimit": "300Mi",
+            "containerNofileLimit": "4096",
+        }
+    )
+    memory = {c.name: _limits(c)[0] for c in _services(program)}
+    assert memory == {
+        "model-server-0": 1024,
+        "model-server-1": 1024,
+        "gateway": 191,
+        "prometheus": 2048,
+        "alertmanager": 64,
+        "grafana": 300,
+    }
+    assert {tuple(_limits(c)[2]) for c in _services(program)} == {(("nofile", 4096, 4096),)}
+
+
+def test_uploads_reach_a_read_only_config_volume_through_a_carrier_that_never_starts(program):
+    """Docker copies nothing into a read-only root: each service's files go into its config volume
+    through a created-only carrier, and the service is replaced whenever the carrier is."""
+    carriers = {c.name: c for c in _carriers(program)}
+    assert set(carriers) == {f"{name}-config" for name in CONFIG_DIRS}
+    volumes = {v.name: v for v in program.of_type(VOLUME)}
+    for name, directory in CONFIG_DIRS.items():
+        service, carrier = _container(program, name), carriers[f"{name}-config"]
+        volume = volumes[f"{name}-config"]
+        assert volume.inputs["name"] == f"model-monitoring-dev-{name}-config"
+        assert "uploads" not in service.inputs or not service.inputs["uploads"]
+        inputs = carrier.plain_inputs
+        assert (inputs["start"], inputs["mustRun"]) == (False, False)
+        assert inputs["image"] == service.plain_inputs["image"]
+        assert inputs["volumes"] == [{"volumeName": volume.outputs["name"], "containerPath": directory}]
+        assert inputs["uploads"]
+        assert all(u["file"].startswith(directory + "/") for u in inputs["uploads"]), name
+        assert {"volumeName": volume.outputs["name"], "containerPath": directory, "readOnly": True} in (
+            service.inputs["volumes"]
+        )
+        assert {"label": "org.model-monitoring.config-carrier", "value": carrier.id} in (
+            service.inputs["labels"]
+        )
+        assert carrier.urn in service.depends_on
+    # Still one config file per service where the command names it.
+    command = _container(program, "prometheus").inputs["command"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in command
+    assert "/usr/local/etc/haproxy/haproxy.cfg" in _container(program, "gateway").inputs["command"]
+
+
+def test_grafana_reads_its_secrets_from_files_and_stays_closed(program):
+    envs = _container(program, "grafana").plain_inputs["envs"]
+    assert not contains_secret(_container(program, "grafana").inputs["envs"])  # nothing secret left in it
+    for setting in (
+        "GF_AUTH_ANONYMOUS_ENABLED=false",
+        "GF_USERS_ALLOW_SIGN_UP=false",
+        "GF_SECURITY_ADMIN_PASSWORD__FILE=/etc/grafana/secrets/admin-password",
+        "GF_SECURITY_SECRET_KEY__FILE=/etc/grafana/secrets/secret-key",
+    ):
+        assert setting in envs
+    assert not any(e.startswith(("GF_SECURITY_SECRET_KEY=", "GF_SECURITY_ADMIN_PASSWORD=")) for e in envs)
+    key = program.one(RANDOM_PASSWORD, "grafana-secret-key")
+    assert int(key.inputs["length"]) >= 32
+    uploads = _container(program, "grafana-config").inputs["uploads"]
+    files = {u["file"]: u["content"] for u in reveal(uploads)}
+    assert files["/etc/grafana/secrets/secret-key"] == key.outputs["result"]
+    assert key.outputs["result"] not in json.dumps(program.outputs)
+    for resource in program.resources:
+        for name, value in resource.inputs.items():
+            if key.outputs["result"] in json.dumps(reveal(value)):
+                assert contains_secret(value), (resource.name, name)
 
 
 # --- Grafana content -------------------------------------------------------------------------------------
@@ -447,7 +593,8 @@ def test_thresholds_from_config_reach_dashboard_rules_and_prometheus():
     # The Docker target serves through its gateway: ModelEndpointDown is among its alerts.
     settings = AlertSettings(error_rate_threshold=0.2, latency_p95_seconds=2.5, gateway=True)
     rule_files = prometheus_rule_files(settings)
-    uploads = {u["file"]: u["content"] for u in _container(program, "prometheus").plain_inputs["uploads"]}
+    carrier = _container(program, "prometheus-config")
+    uploads = {u["file"]: u["content"] for u in carrier.plain_inputs["uploads"]}
     for name, text in rule_files.items():
         assert uploads[f"/etc/prometheus/rules/{name}"] == text
     default = run_program()
@@ -483,7 +630,8 @@ def test_alert_engine_decides_where_alerts_live(engine, grafana_rules, prometheu
     program = run_program({"alertEngine": engine})
     assert bool(program.of_type(RULE_GROUP)) is grafana_rules
     config = _prometheus_config(program)
-    uploads = {u["file"]: u["content"] for u in _container(program, "prometheus").plain_inputs["uploads"]}
+    carrier = _container(program, "prometheus-config")
+    uploads = {u["file"]: u["content"] for u in carrier.plain_inputs["uploads"]}
     rule_files = [f"/etc/prometheus/{path}" for path in config["rule_files"]]
     assert sorted(rule_files) == sorted(f for f in uploads if f.startswith("/etc/prometheus/rules/"))
     rules = [rule for f in rule_files for g in yaml.safe_load(uploads[f])["groups"] for rule in g["rules"]]
@@ -511,7 +659,7 @@ def test_alertmanager_runs_where_prometheus_alerts_and_prometheus_sends_to_it(en
 def test_alertmanager_gets_the_same_routing_as_a_secret():
     pager = WEBHOOK + "-pager"
     program = run_program({"pagerWebhookUrl": pager, "alertEngine": "prometheus"})
-    container = _container(program, "alertmanager")
+    container = _container(program, "alertmanager-config")  # the config volume's carrier
     assert contains_secret(container.inputs["uploads"])  # the webhook URLs carry tokens
     (plain,) = container.plain_inputs["uploads"]
     assert plain["file"] == "/etc/alertmanager/alertmanager.yml"
@@ -565,8 +713,8 @@ def test_severity_routes_become_contact_points_and_policy_matchers():
     assert (policy.inputs["groupWait"], policy.inputs["repeatInterval"]) == ("30s", "4h")
     # Wherever the URL goes (contact points, Alertmanager's config) it goes as a secret.
     carriers = [r.name for r in notified.resources if pager in json.dumps(r.plain_inputs)]
-    assert sorted(carriers) == ["alertmanager", "grafana-content-pager"]
-    assert contains_secret(notified.one(CONTAINER, "alertmanager").inputs["uploads"])
+    assert sorted(carriers) == ["alertmanager-config", "grafana-content-pager"]
+    assert contains_secret(notified.one(CONTAINER, "alertmanager-config").inputs["uploads"])
     assert pager not in json.dumps(notified.outputs)
 
 

@@ -21,7 +21,7 @@ from tests.support.tools import require_binary
 def _write_uploads(program, root: Path) -> Path:
     """Write the Prometheus container's uploads under `root` as they would land under /."""
     config_path = None
-    for upload in program.one(CONTAINER, "prometheus").plain_inputs["uploads"]:
+    for upload in program.one(CONTAINER, "prometheus-config").plain_inputs["uploads"]:
         target = root / upload["file"].lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(upload["content"])

@@ -54,7 +54,7 @@ USER, PASSWORD = "writer", "remote-write-secret-1"
 
 
 def _uploads(program: Program) -> list[dict]:
-    return program.one(CONTAINER, "prometheus").plain_inputs["uploads"]
+    return program.one(CONTAINER, "prometheus-config").plain_inputs["uploads"]
 
 
 def write_stack_prometheus(program: Program, root: Path, scrape_targets: list[str] | None = None) -> Path:
@@ -114,7 +114,7 @@ def test_remote_write_config_reads_its_credential_from_a_secret_file(config, aut
     if auth:
         (upload,) = credentials
         # The credential makes the container's uploads a secret (Pulumi marks the whole property).
-        assert contains_secret(program.one(CONTAINER, "prometheus").inputs["uploads"])
+        assert contains_secret(program.one(CONTAINER, "prometheus-config").inputs["uploads"])
         secret = config.get("prometheusRemoteWritePassword") or config.get("prometheusRemoteWriteBearerToken")
         assert upload["content"] == secret
         assert secret not in str(_config(program))

@@ -6,9 +6,10 @@ start it and wait for it to be healthy when it says `wait`. A container declared
 auto-named as Pulumi does (resource name + random suffix); removing one honours `destroyGraceSeconds`
 (SIGTERM, then that long before the kill), as the provider does.
 
-Inputs are read in the provider's shape (camelCase, pulumi-docker 4/5). An input the realizer does not
-know makes it fail instead of silently running something else than what was declared. A container whose
-image is neither built here nor present on the engine is skipped and reported (no registry is reachable).
+Inputs are read in the provider's shape (camelCase, pulumi-docker 4/5; memory in MiB). An input the
+realizer does not know makes it fail instead of silently running something else than what was declared.
+A container whose image is neither built here nor present on the engine is skipped and reported (no
+registry is reachable).
 Everything created is labelled and removed again by `close()` (built image tags too, keeping the layers
 as build cache).
 """
@@ -34,7 +35,7 @@ import docker
 from docker.errors import APIError, BuildError, ImageNotFound, NotFound
 from docker.models import containers as _containers
 from docker.models.containers import Container
-from docker.types import Mount
+from docker.types import Mount, Ulimit
 
 from tests.support.pulumi_mocks import CONTAINER, IMAGE, NETWORK, REMOTE_IMAGE, VOLUME, Program, Resource
 
@@ -56,8 +57,9 @@ _CONTAINER_INPUTS = {
     "name", "image", "envs", "command", "entrypoints", "user", "workingDir", "hostname", "labels",
     "networksAdvanced", "ports", "volumes", "uploads", "healthcheck", "restart", "maxRetryCount",
     "wait", "waitTimeout", "mustRun", "start", "init", "readOnly", "stopSignal", "stopTimeout",
-    "destroyGraceSeconds",
+    "destroyGraceSeconds", "tmpfs", "capabilities", "securityOpts", "memory", "memorySwap", "ulimits",
 }  # fmt: skip
+_CAPABILITIES_INPUTS = {"adds", "drops"}
 
 BUILD_TIMEOUT = 600  # seconds, a fresh build downloads the runtime dependencies
 
@@ -335,7 +337,7 @@ class RealizedStack:
             image = self.image_names.get(inputs["image"], inputs["image"])
             reason = f"image {image!r} is not on this engine and no registry is reachable"
             self.skipped.append(Skipped(resource, reason))
-            self.log(f"SKIPPED container {inputs['name']}: {reason}")
+            self.log(f"SKIPPED container {inputs.get('name') or resource.name}: {reason}")
             return None
 
         networks = inputs.get("networksAdvanced") or []
@@ -370,6 +372,23 @@ class RealizedStack:
                 for v in inputs.get("volumes") or []
             ],
         }
+        capabilities = inputs.get("capabilities") or {}
+        _unsupported(resource, _CAPABILITIES_INPUTS, capabilities)
+        kwargs |= {
+            "cap_add": capabilities.get("adds"),
+            "cap_drop": capabilities.get("drops"),
+            "security_opt": inputs.get("securityOpts"),
+            "tmpfs": inputs.get("tmpfs"),
+            "ulimits": [
+                Ulimit(name=u["name"], soft=int(u["soft"]), hard=int(u["hard"]))
+                for u in inputs.get("ulimits") or []
+            ],
+        }
+        # The provider's memory inputs are MiB (memorySwap -1: unlimited swap).
+        for declared, kwarg in (("memory", "mem_limit"), ("memorySwap", "memswap_limit")):
+            if inputs.get(declared):
+                value = int(inputs[declared])
+                kwargs[kwarg] = value * 2**20 if value > 0 else value
         if inputs.get("stopTimeout") is not None:
             kwargs["stop_timeout"] = int(inputs["stopTimeout"])
         if inputs.get("restart") and inputs["restart"] != "no":
@@ -405,7 +424,7 @@ class RealizedStack:
         elif inputs.get("mustRun", True):
             container.reload()
             if container.status != "running":
-                raise RuntimeError(f"{inputs['name']} is {container.status}:\n{self.logs(resource)}")
+                raise RuntimeError(f"{container.name} is {container.status}:\n{self.logs(resource)}")
         self.log(f"started container {container.name} ({', '.join(self._describe(inputs))})")
         return container
 

@@ -152,7 +152,7 @@ def test_prometheus_rule_groups_equal_the_docker_rule_files(engine):
     base = GRAFANA if engine == "grafana" else KUBERNETES  # Grafana-only alerts need the Grafana API
     program = run_program(base | {"alertEngine": engine, "latencyP95Seconds": "0.75"})
     docker = run_program({"alertEngine": engine, "latencyP95Seconds": "0.75"})
-    uploads = docker.one(CONTAINER, "prometheus").plain_inputs["uploads"]
+    uploads = docker.one(CONTAINER, "prometheus-config").plain_inputs["uploads"]
     rule_files = sorted((u["file"], u["content"]) for u in uploads if "/rules/" in u["file"])
     docker_groups = [g for _, text in rule_files for g in yaml.safe_load(text)["groups"]]
     groups = _one(program, PROMETHEUS_RULE)["spec"]["groups"]
