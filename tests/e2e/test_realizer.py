@@ -13,6 +13,7 @@ import docker
 import docker.errors
 import pytest
 
+from tests.support import docker_engine
 from tests.support.docker_engine import local_ca_pem
 from tests.support.docker_stack import LABEL, _upload_archive, go_duration_ns, remove_stale
 
@@ -93,3 +94,43 @@ def test_remove_stale_takes_only_what_dead_runs_left(docker_client: docker.Docke
         for cleanup in (stale_network.remove, stale_volume.remove, live_volume.remove):
             with contextlib.suppress(docker.errors.NotFound):
                 cleanup()
+
+
+@pytest.mark.e2e
+def test_uploads_into_a_read_only_root_are_refused_but_reach_a_volume_through_a_carrier(
+    docker_client: docker.DockerClient, base_images: docker_engine.BaseImages
+) -> None:
+    """Why infra/containers.py has config carriers: the provider copies uploads to "/", which the engine
+    refuses for a read-only root; a created-only container's volume takes them, and a read-only service
+    reads them from that volume."""
+    labels = {LABEL: f"{time.time_ns():x}"}
+    image = base_images.gateway
+    archive = _upload_archive([{"file": "/config/app.cfg", "content": "declared\n"}])
+    volume = docker_client.volumes.create(f"e2e-carrier-{labels[LABEL]}", labels=labels)
+    containers = []
+    try:
+        read_only = docker_client.containers.create(image, read_only=True, labels=labels)
+        containers.append(read_only)
+        with pytest.raises(docker.errors.APIError, match="rootfs is marked read-only"):
+            read_only.put_archive("/", archive)
+        mounted = {volume.name: {"bind": "/config", "mode": "rw"}}
+        carrier = docker_client.containers.create(image, volumes=mounted, labels=labels)
+        containers.append(carrier)
+        assert carrier.put_archive("/", archive)
+        service = docker_client.containers.run(
+            image,
+            entrypoint=["sh", "-c", "cat /config/app.cfg; touch /config/x 2>&1 || true"],
+            read_only=True,
+            volumes={volume.name: {"bind": "/config", "mode": "ro"}},
+            labels=labels,
+            detach=True,
+        )
+        containers.append(service)
+        service.wait(timeout=30)
+        output = service.logs().decode()
+        assert output.startswith("declared\n"), output
+        assert "Read-only file system" in output
+    finally:
+        for container in containers:
+            container.remove(force=True)
+        volume.remove(force=True)

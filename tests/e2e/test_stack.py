@@ -243,6 +243,11 @@ def test_every_container_runs_hardened_within_its_declared_limits(
         code, output = container.exec_run(["sh", "-c", "touch /hardening-probe"])
         assert code != 0, resource.name
         assert "Read-only file system" in output.decode(errors="replace"), resource.name
+        if resource in stack.model_server_containers():
+            # The multiprocess metrics directory (python -m server makes it) lives on the tmpfs.
+            code, output = container.exec_run(["sh", "-c", "ls /tmp/model-server-metrics-*/"])
+            assert code == 0, (resource.name, output)
+            assert ".db" in output.decode(), (resource.name, output)
         assert stack.realized.health(resource) == "healthy", stack.realized.logs(resource)
         usage = container.stats(stream=False)["memory_stats"]["usage"]
         figures.append(f"{resource.name} {usage / 2**20:.0f}/{host['Memory'] / 2**20:.0f} MiB")
