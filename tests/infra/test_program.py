@@ -442,6 +442,9 @@ def test_container_limits_come_from_the_stack_config():
         "grafana": 300,
     }
     assert {tuple(_limits(c)[2]) for c in _services(program)} == {(("nofile", 4096, 4096),)}
+    # HAProxy needs two descriptors per connection or it does not start: maxconn follows the limit.
+    assert "  maxconn 2016" in _gateway_config(program).splitlines()
+    assert "  maxconn 4096" in _gateway_config(run_program()).splitlines()
 
 
 def test_uploads_reach_a_read_only_config_volume_through_a_carrier_that_never_starts(program):
