@@ -48,10 +48,14 @@ def internal_target() -> str:
     return f"{ALIAS}:{contract.GATEWAY_METRICS_PORT}"
 
 
+# Slack on top of the drain for a busy host: a late health check, a scrape that starts late.
+DRAIN_MARGIN_S = 3
+
+
 def drain_seconds(scrape_interval: str) -> int:
     """How long a stopping replica keeps answering with /ready at 503: the health check takes it out of
     the pool (FALL checks) and Prometheus scrapes its last counts (one interval) before it exits."""
-    return FALL * CHECK_INTERVAL_S + int(parse_duration(scrape_interval)) + 1
+    return FALL * CHECK_INTERVAL_S + int(parse_duration(scrape_interval)) + DRAIN_MARGIN_S
 
 
 def replica_addresses(aliases: Sequence[str]) -> dict[str, str]:

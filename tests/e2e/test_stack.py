@@ -377,11 +377,16 @@ def _through_a_disruption(stack: Stack, disrupt: Callable[[], None]) -> dict[str
     assert set(load.statuses) == {"200"}, load.statuses
     wait_for(lambda: _active_backends(stack) == replicas, SCRAPE_WAIT, what="every replica back in the pool")
     sent = load.statuses["200"]
-    wait_for(
-        lambda: _counted_since(stack, since) == sent,
-        SCRAPE_WAIT,
-        what=f"Prometheus to count the {sent} predictions sent",
-    )
+    counted: list[float] = []
+
+    def all_counted() -> bool:
+        counted.append(_counted_since(stack, since))
+        return counted[-1] == sent
+
+    try:
+        wait_for(all_counted, SCRAPE_WAIT, what=f"Prometheus to count the {sent} predictions sent")
+    except TimeoutError as error:
+        raise AssertionError(f"{error}; Prometheus counted {counted[-1:]} (last of {len(counted)})") from None
     return load.statuses
 
 

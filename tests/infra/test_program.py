@@ -45,8 +45,8 @@ COMPONENTS = {
     "model-monitoring:index:Gateway",
 }
 # drain_seconds("15s"): the gateway's health check needs 2 failed checks 1 s apart to take a replica out,
-# Prometheus one 15 s interval to scrape its last counts, plus 1 s.
-DEFAULT_DRAIN_SECONDS = 2 * 1 + 15 + 1
+# Prometheus one 15 s interval to scrape its last counts, plus 3 s of slack.
+DEFAULT_DRAIN_SECONDS = 2 * 1 + 15 + 3
 WEBHOOK = "https://hooks.example.com/services/T000/B000/secret-token"
 
 
@@ -308,8 +308,8 @@ def test_n_replicas_give_n_containers_scrape_names_and_gateway_slots(replicas):
     assert [line.split()[1] for line in config.splitlines() if "server-template" in line] == [
         f"{n}-" for n in names
     ]
-    # The drain follows the scrape interval: 2 checks 1 s apart + 5 s + 1 s.
-    assert {c.inputs["envs"][2] for c in containers} == {"MODEL_SHUTDOWN_DRAIN_SECONDS=8"}
+    # The drain follows the scrape interval: 2 checks 1 s apart + 5 s + 3 s.
+    assert {c.inputs["envs"][2] for c in containers} == {"MODEL_SHUTDOWN_DRAIN_SECONDS=10"}
 
 
 def test_replicas_roll_one_at_a_time_and_drain_before_they_go(program):
