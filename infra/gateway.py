@@ -54,7 +54,8 @@ DRAIN_MARGIN_S = 3
 
 def drain_seconds(scrape_interval: str) -> int:
     """How long a stopping replica keeps answering with /ready at 503: the health check takes it out of
-    the pool (FALL checks) and Prometheus scrapes its last counts (one interval) before it exits."""
+    the pool (FALL checks) and Prometheus scrapes its last counts (one interval), with DRAIN_MARGIN_S of
+    slack, before it exits."""
     return FALL * CHECK_INTERVAL_S + int(parse_duration(scrape_interval)) + DRAIN_MARGIN_S
 
 
