@@ -356,9 +356,8 @@ def _counted_since(stack: Stack, since: float) -> float:
 
 
 def _active_backends(stack: Stack) -> float | None:
-    selector = f'job="{contract.GATEWAY_JOB_NAME}",proxy="{contract.GATEWAY_BACKEND}"'
-    expr = f"haproxy_backend_active_servers{{{selector}}}"
-    found = values(query(stack.prometheus_url, expr))
+    """Replica containers in the gateway's pool, as its dashboard panel reads them."""
+    found = values(query(stack.prometheus_url, queries.gateway_backends_up()))
     return found[0] if found else None
 
 

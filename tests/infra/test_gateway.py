@@ -13,11 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from infra.gateway import haproxy_config, replica_addresses
 from server import contract
-from tests.support.net import free_port, wait_for
+from tests.support.net import free_port, scrape, wait_for
 from tests.support.server import running_server
 from tests.support.tools import require_binary
 
@@ -59,18 +58,9 @@ def running_haproxy(config: str, tmp_path: Path) -> Iterator[subprocess.Popen[by
             process.wait(timeout=10)
 
 
-def _gateway_metrics(port: int) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"http://127.0.0.1:{port}{contract.METRICS_PATH}", timeout=5).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def _active_servers(metrics_port: int) -> float:
     key = ("haproxy_backend_active_servers", (("proxy", contract.GATEWAY_BACKEND),))
-    return _gateway_metrics(metrics_port)[key]
+    return scrape(f"http://127.0.0.1:{metrics_port}")[key]
 
 
 class Traffic:

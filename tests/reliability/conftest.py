@@ -10,10 +10,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
-
 from server import contract
+from tests.support.net import scrape
 
 
 def connect(url: str, timeout: float) -> socket.socket:
@@ -75,15 +73,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = httpx.get(f"{url}{contract.METRICS_PATH}", timeout=10).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def rejected(url: str, reason: str) -> float:

@@ -18,10 +18,8 @@ import httpx
 import pytest
 
 from server import contract
-from tests.support.net import wait_for
+from tests.support.net import scrape, wait_for
 from tests.support.server import STARTUP_COMPLETE, RunningServer, running_server
-
-from .conftest import scrape
 
 pytestmark = pytest.mark.live
 

@@ -16,26 +16,18 @@ import sklearn
 
 from server.loaders import inspect_model_dir, load_model_dir
 from server.model import ModelLoadError
-from server.reference import build_reference, read_data, render
 from server.settings import DEFAULT_MODEL_PATH
 from tests.support import PROJECT_ROOT
 from tests.support import user_models as um
-
-
-def _with_reference(user: um.UserModel) -> um.UserModel:
-    frame = read_data(user.data_csv, user.categorical)
-    reference = build_reference(load_model_dir(user.model_dir), frame, um.TARGET, user.categorical)
-    (user.model_dir / "reference.json").write_text(render(reference))
-    return user
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
     root = tmp_path_factory.mktemp("model-dirs")
     return {
-        "sklearn": _with_reference(um.binary_pipeline(root)),
-        "onnx": _with_reference(um.onnx_multiclass(root)),
-        "mlflow": _with_reference(um.mlflow_binary(root)),
+        "sklearn": um.with_reference(um.binary_pipeline(root)),
+        "onnx": um.with_reference(um.onnx_multiclass(root)),
+        "mlflow": um.with_reference(um.mlflow_binary(root)),
     }
 
 
@@ -84,7 +76,7 @@ def test_the_pinned_scikit_learn_version_is_read_from_compressed_pickles_too(dir
     copy = tmp_path / "compressed"
     shutil.copytree(dirs["sklearn"].model_dir, copy)
     joblib.dump(dirs["sklearn"].estimator, copy / "model.joblib", compress=compress)
-    _with_reference(um.UserModel(copy, None, None, None, dirs["sklearn"].data_csv))
+    um.with_reference(um.UserModel(copy, None, None, None, dirs["sklearn"].data_csv))
     assert inspect_model_dir(copy).requirements[0] == f"scikit-learn=={sklearn.__version__}"
 
 

@@ -8,10 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
 
 from server import contract
-from tests.support.net import wait_for
+from tests.support.net import scrape, wait_for
 from tests.support.server import running_server
 
 from .conftest import VALID
@@ -19,15 +18,6 @@ from .conftest import VALID
 pytestmark = pytest.mark.live
 N = 240
 PREDICT_OK = {"handler": contract.PREDICT_HANDLER, "method": "POST", "status": "200"}
-
-
-def scrape(url: str) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"{url}{contract.METRICS_PATH}", timeout=10).text
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def get(samples: dict, name: str, **labels: str) -> float | None:

@@ -18,27 +18,19 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.loaders import load_model_dir
 from server.model import ModelLoadError, load_model
-from server.reference import build_reference, read_data, render
 from server.settings import DEFAULT_MODEL_PATH, ServerSettings
 from tests.server.conftest import value
 from tests.support import user_models as um
-
-
-def _with_reference(user: um.UserModel) -> um.UserModel:
-    frame = read_data(user.data_csv, user.categorical)
-    reference = build_reference(load_model_dir(user.model_dir), frame, um.TARGET, user.categorical)
-    (user.model_dir / "reference.json").write_text(render(reference))
-    return user
 
 
 @pytest.fixture(scope="module")
 def users(tmp_path_factory):
     root = tmp_path_factory.mktemp("served-app")
     return {
-        "joblib": _with_reference(um.binary_pipeline(root)),
-        "mlflow": _with_reference(um.mlflow_binary(root)),
-        "multiclass": _with_reference(um.multiclass_array(root)),
-        "categorical": _with_reference(um.categorical_pipeline(root)),
+        "joblib": um.with_reference(um.binary_pipeline(root)),
+        "mlflow": um.with_reference(um.mlflow_binary(root)),
+        "multiclass": um.with_reference(um.multiclass_array(root)),
+        "categorical": um.with_reference(um.categorical_pipeline(root)),
     }
 
 

@@ -1,4 +1,5 @@
-"""Generic helpers for tests that talk to real processes over 127.0.0.1: free ports, a bounded wait."""
+"""Generic helpers for tests that talk to real processes over 127.0.0.1: free ports, a bounded wait,
+a scrape of a /metrics page."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from contextlib import ExitStack
 from typing import TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from server import contract
 
 T = TypeVar("T")
 
@@ -63,3 +67,13 @@ def wait_for(
             detail = f" (last error: {last_error!r})" if last_error else ""
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}{detail}")
         time.sleep(interval)
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of `url`/metrics (the model server's, HAProxy's, ...): (name, sorted labels) -> value."""
+    text = httpx.get(f"{url}{contract.METRICS_PATH}", timeout=10).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

@@ -2,7 +2,8 @@
 
 Each builder writes one ``MODEL_DIR`` (the artifact only; no reference) and its training CSV and returns a
 ``UserModel``: the directory, the fitted estimator (the library's own predictions are the oracle), and
-the train / held-out frames. Models are small so a test module trains them in well under a second.
+the train / held-out frames; ``with_reference`` adds the reference.json ``python -m server.reference``
+would write. Models are small so a test module trains them in well under a second.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from server.loaders import load_model_dir
+from server.reference import build_reference, read_data, render
+
 SEED = 20240601
 TARGET = "target"
 
@@ -37,6 +41,14 @@ class UserModel:
     @property
     def features(self) -> list[str]:
         return [c for c in self.train.columns if c != TARGET]
+
+
+def with_reference(user: UserModel) -> UserModel:
+    """`user` with MODEL_DIR/reference.json built from its training CSV."""
+    frame = read_data(user.data_csv, user.categorical)
+    reference = build_reference(load_model_dir(user.model_dir), frame, TARGET, user.categorical)
+    (user.model_dir / "reference.json").write_text(render(reference))
+    return user
 
 
 def _split(frame: pd.DataFrame, y: Any) -> tuple[pd.DataFrame, pd.DataFrame, Any, Any]:
