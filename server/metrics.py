@@ -219,8 +219,11 @@ def mark_dead_workers() -> list[int]:
         return []
     pids = {int(m.group(1)) for f in os.listdir(MULTIPROC_DIR) if (m := _DB_PID.search(f))}
     dead = sorted(pid for pid in pids if pid != os.getpid() and not _alive(pid))
-    for pid in dead:
-        prom_multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
+    # Replacements of workers that died together start together: one at a time, or two remove the same
+    # live-gauge file and the second start-up fails (FileNotFoundError in mark_process_dead).
+    with _directory_lock(MULTIPROC_DIR, exclusive=True):
+        for pid in dead:
+            prom_multiprocess.mark_process_dead(pid, MULTIPROC_DIR)
     compact(MULTIPROC_DIR, dead)
     return dead
 

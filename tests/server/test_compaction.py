@@ -4,6 +4,7 @@ prometheus-client writes them; the whole server is in tests/reliability/)."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from pathlib import Path
@@ -120,3 +121,38 @@ def test_concurrent_compactions_and_scrapes_never_see_a_count_twice_or_missing(t
     assert all(s == expected for s in seen), next(s for s in seen if s != expected)
     assert sums(tmp_path) == expected
     assert len(list(tmp_path.glob("counter_*.db"))) == 1
+
+
+def test_replacements_starting_together_mark_the_dead_workers_once(tmp_path: Path, monkeypatch) -> None:
+    """Two replacement workers marking the same dead worker at once (both workers were killed): each
+    marks under the directory lock, so the second finds the dead worker's gauge file already gone
+    instead of failing its start-up on it (FileNotFoundError, seen in tests/reliability)."""
+    write_worker(tmp_path, 999_991)  # no such process
+    monkeypatch.setattr(metrics, "MULTIPROC_DIR", str(tmp_path))
+    library_glob = metrics.prom_multiprocess.glob.glob
+    both_listed = threading.Barrier(2, timeout=2)
+
+    def glob_then_wait(pattern: str) -> list[str]:
+        # mark_process_dead lists a dead worker's gauge files, then removes them: hold each start-up
+        # between the two, so without the lock both hold the same list (the race, made certain).
+        found = library_glob(pattern)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_listed.wait()
+        return found
+
+    monkeypatch.setattr(metrics.prom_multiprocess.glob, "glob", glob_then_wait)
+    errors: list[BaseException] = []
+
+    def start_up() -> None:
+        try:
+            metrics.mark_dead_workers()
+        except BaseException as error:  # whatever a start-up raised is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=start_up) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert not list(tmp_path.glob("gauge_livemax_*.db"))
